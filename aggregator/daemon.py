@@ -1,0 +1,157 @@
+"""`aggregator run`: scheduler ticks plus the HTTP server, until SIGTERM/SIGINT.
+
+APScheduler only ticks; when each source is due is data in the store
+(``next_check_at``). A tick reloads config.toml if it changed (a broken edit
+is reported and the last good config stays in force), fetches the due
+sources and publishes when something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from aggregator.config import Config, load_config
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.pipeline import Aggregator
+from aggregator.server import FeedServer
+from aggregator.store import Store
+
+log = logging.getLogger("aggregator.daemon")
+
+#: A stop signal must end the process well within 10 s: 6 s for the running
+#: pass to finish its current transaction, the rest for closing down.
+STOP_GRACE_SECONDS = 6.0
+
+
+class Daemon:
+    """The long-running process: fetch on schedule, publish, serve."""
+
+    def __init__(self, config: Config, *, serve: bool = True, fetch: bool = True) -> None:
+        self.config = config
+        self.serve = serve
+        self.fetch = fetch
+        self._config_digest = _digest(config.path)
+        self._stop = asyncio.Event()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._needs_publish = True
+        self.store: Store | None = None
+        self.aggregator: Aggregator | None = None
+        self.server: FeedServer | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        self.store = Store(self.config.aggregator.database)
+        self.aggregator = Aggregator(self.config, store=self.store)
+        scheduler: AsyncIOScheduler | None = None
+        try:
+            if self.serve:
+                self.server = FeedServer(self.config, self.store)
+                await self.server.start()
+            if self.fetch:
+                scheduler = AsyncIOScheduler(timezone=UTC)
+                scheduler.add_job(
+                    self._start_tick, "interval", seconds=self.config.fetch.tick_seconds,
+                    next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+                    id="tick", misfire_grace_time=None,
+                )
+                scheduler.start()
+            log.info("aggregator running with %s; stop with SIGTERM or Ctrl-C",
+                     self.config.path)
+            await self._stop.wait()
+            log.info("stopping")
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await self._finish_tick()
+            if self.server is not None:
+                await self.server.stop()
+            await self.aggregator.aclose()
+            self.store.close()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            log.info("stopped")
+
+    async def _start_tick(self) -> None:
+        # The tick runs as our own task so shutdown can cancel and await it.
+        if self._tick_task is not None and not self._tick_task.done():
+            return
+        self._tick_task = asyncio.create_task(self.tick())
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._tick_task)
+
+    async def _finish_tick(self) -> None:
+        task = self._tick_task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_SECONDS)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("the last tick failed while stopping")
+
+    async def tick(self) -> None:
+        """Reload config if edited, fetch due sources, publish if anything changed."""
+        assert self.aggregator is not None
+        try:
+            self.reload_config()
+            report = await self.aggregator.fetch_pass()
+            if report.changed or self._needs_publish:
+                await asyncio.to_thread(self.aggregator.publish)
+                self._needs_publish = False
+                if self.server is not None:
+                    self.server.published()
+        except asyncio.CancelledError:
+            raise
+        except AggregatorError as error:
+            log.error("tick failed: %s", error)
+        except Exception:
+            # The daemon must outlive any one bad tick; the next tick retries.
+            log.exception("tick failed unexpectedly")
+
+    def reload_config(self) -> bool:
+        """Take an edited config.toml into use; keep the last good one if broken."""
+        digest = _digest(self.config.path)
+        if digest == self._config_digest:
+            return False
+        self._config_digest = digest
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as error:
+            log.error("config.toml changed but is invalid, keeping the last good config: %s",
+                      error)
+            return False
+        if new.aggregator.database != self.config.aggregator.database:
+            log.warning("[aggregator] database changed: restart the daemon to use it")
+        if new.server != self.config.server:
+            log.warning("[server] changed: restart the daemon to listen on the new address")
+        self.config = new
+        assert self.aggregator is not None
+        self.aggregator.reconfigure(new)
+        if self.server is not None:
+            self.server.reconfigure(new)
+        self._needs_publish = True
+        log.info("reloaded %s: %d sources, %d topics", new.path, len(new.sources),
+                 len(new.topics))
+        return True
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,438 @@
+"""One fetch pass: claim due sources → fetch → parse → normalize → store → comments.
+
+This is the library's core workflow; the CLI and the daemon are thin shells
+over :class:`Aggregator`. Each source yields an outcome (new entries,
+unchanged, or an error); one bad source never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aggregator import __version__
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import AggregatorError, FetchError, ParseError
+from aggregator.fetch import Fetcher
+from aggregator.normalize import normalize_entry
+from aggregator.parse import parse_feed
+from aggregator.publish import publish_all
+from aggregator.schedule import next_check_at
+from aggregator.store import CommentFeedState, IngestReport, SourceState, Store
+from aggregator.topics import TopicMatcher
+from aggregator.types import (
+    EntryKind,
+    FetchResult,
+    NormalizedEntry,
+    ParsedFeed,
+    SiteInfo,
+    SourceInfo,
+    TopicInfo,
+    Validators,
+)
+
+log = logging.getLogger("aggregator")
+
+#: How long a claimed source stays leased to this worker without news.
+LEASE = timedelta(minutes=10)
+#: Entries per published feed (newest first).
+MAX_FEED_ENTRIES = 100
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_and_normalize(
+    body: bytes,
+    headers: dict[str, str],
+    url: str,
+    kind: EntryKind,
+    source_language: str | None,
+    first_seen: datetime,
+) -> tuple[ParsedFeed, list[NormalizedEntry]]:
+    """Bytes → normalized entries. Pure, so it can run in a worker process."""
+    feed = parse_feed(body, headers, url)
+    entries = [
+        normalize_entry(
+            entry, kind=kind, feed=feed, feed_url=url,
+            source_language=source_language, first_seen=first_seen,
+        )
+        for entry in feed.entries
+    ]
+    return feed, entries
+
+
+@dataclass(slots=True)
+class SourceOutcome:
+    """What happened to one source in a pass."""
+
+    name: str
+    #: "updated", "unchanged", "error" or "gone".
+    result: str
+    http_status: int | None = None
+    report: IngestReport = field(default_factory=IngestReport)
+    comment_feeds: int = 0
+    comment_errors: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class PassReport:
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    published: list[Path] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(outcome.report.changed for outcome in self.outcomes)
+
+
+ProgressCallback = Callable[[SourceOutcome], None]
+
+
+class Aggregator:
+    """The aggregator as a library: fetch passes and publishing over one store."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        fetcher: Fetcher | None = None,
+        executor: Executor | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store or Store(config.aggregator.database)
+        self._fetcher = fetcher
+        self._executor = executor
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._rng = random.Random()
+        self._matcher = TopicMatcher(config.topics)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.config.fetch)
+        return self._fetcher
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = make_parse_executor()
+        return self._executor
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a newly loaded config.toml into use (the daemon's hot reload)."""
+        if config.fetch != self.config.fetch and self._fetcher is not None:
+            old = self._fetcher
+            self._fetcher = None
+            asyncio.get_running_loop().create_task(old.aclose())
+        self.config = config
+        self._matcher = TopicMatcher(config.topics)
+
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ fetching
+
+    async def fetch_pass(
+        self,
+        *,
+        names: Sequence[str] | None = None,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+        on_claimed: Callable[[int], None] | None = None,
+    ) -> PassReport:
+        """Fetch every due (or, with ``force``, every) enabled source once."""
+        config = self.config
+        now = now_utc()
+        await asyncio.to_thread(self.store.sync_sources, config.sources, now)
+        enabled = [s.name for s in config.sources if s.enabled]
+        if names is not None:
+            enabled = [name for name in enabled if name in set(names)]
+        claimed = await asyncio.to_thread(
+            self.store.claim_due, now=now, owner=self.owner, lease=LEASE,
+            names=enabled, force=force,
+        )
+        if on_claimed is not None:
+            on_claimed(len(claimed))
+        report = PassReport()
+
+        async def one(state: SourceState) -> None:
+            source = config.source(state.name)
+            if source is None:
+                return
+            outcome = await self._fetch_source(source, state)
+            report.outcomes.append(outcome)
+            _log_outcome(outcome)
+            if progress is not None:
+                progress(outcome)
+
+        try:
+            await asyncio.gather(*(one(state) for state in claimed))
+        finally:
+            # A cancelled pass (shutdown) hands its leases back at once.
+            done = {outcome.name for outcome in report.outcomes}
+            for state in claimed:
+                if state.name not in done:
+                    await asyncio.to_thread(self.store.release, state.id, self.owner)
+        return report
+
+    async def _fetch_source(self, source: SourceConfig, state: SourceState) -> SourceOutcome:
+        started = time.monotonic()
+        outcome = SourceOutcome(name=source.name, result="unchanged")
+        interval = timedelta(minutes=source.interval_minutes or self.config.fetch.interval_minutes)
+        now = now_utc()
+        try:
+            fetched = await self.fetcher.fetch(
+                state.fetch_url, Validators(state.etag, state.last_modified),
+                private_ok_host=_host(state.fetch_url) if source.allow_private else None,
+            )
+        except FetchError as error:
+            await self._record_error(source, state, error, interval, outcome)
+            outcome.seconds = time.monotonic() - started
+            return outcome
+        outcome.http_status = fetched.status
+        body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.status != 304 else None
+        if fetched.status == 304 or body_hash == state.body_hash:
+            when = self._next_check(now, interval, "not_modified", 0, fetched, None)
+            await asyncio.to_thread(
+                self.store.record_source_unchanged, state.id, owner=self.owner, now=now,
+                fetch=fetched, next_check_at=when,
+            )
+        else:
+            try:
+                feed, entries = await self._parse(fetched, "post", source, now)
+            except ParseError as error:
+                await self._record_error(source, state, error, interval, outcome)
+                outcome.seconds = time.monotonic() - started
+                return outcome
+            when = self._next_check(now, interval, "ok", 0, fetched, feed.ttl_minutes)
+            source_topics = source.topics
+
+            def topics_for(entry: NormalizedEntry) -> tuple[str, ...]:
+                return self._matcher.classify(
+                    title=entry.title, text=entry.text, categories=entry.categories,
+                    source_name=source.name, source_topics=source_topics,
+                    language=entry.language,
+                )
+
+            outcome.report = await asyncio.to_thread(
+                self.store.ingest_source_feed, state, owner=self.owner, now=now,
+                fetch=fetched, feed=feed, entries=entries, topics_for=topics_for,
+                follow_comments=source.comments,
+                site_comments_url=source.comments_url or feed.comments_feed_url,
+                next_check_at=when, body_hash=body_hash or "",
+            )
+            outcome.result = "updated" if outcome.report.changed else "unchanged"
+        if source.comments:
+            await self._fetch_comments(source, state, outcome)
+            if outcome.report.changed:
+                outcome.result = "updated"
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    async def _fetch_comments(
+        self, source: SourceConfig, state: SourceState, outcome: SourceOutcome,
+    ) -> None:
+        now = now_utc()
+        feeds = await asyncio.to_thread(
+            self.store.comment_feeds_due, state.id, now=now,
+            comments_days=self.config.fetch.comments_days,
+        )
+        blog_host = _host(state.fetch_url)
+
+        async def one(feed_state: CommentFeedState) -> None:
+            outcome.comment_feeds += 1
+            try:
+                fetched = await self.fetcher.fetch(
+                    feed_state.url, Validators(feed_state.etag, feed_state.last_modified),
+                    private_ok_host=blog_host if source.allow_private else None,
+                )
+                entries: list[NormalizedEntry] | None = None
+                body_hash = None
+                if fetched.status != 304:
+                    body_hash = hashlib.sha256(fetched.body).hexdigest()
+                    if body_hash != feed_state.body_hash:
+                        _, entries = await self._parse(fetched, "comment", source, now)
+                report = await asyncio.to_thread(
+                    self.store.ingest_comment_feed, feed_state, now=now, fetch=fetched,
+                    entries=entries, body_hash=body_hash,
+                )
+                outcome.report.add(report)
+            except (FetchError, ParseError) as error:
+                outcome.comment_errors += 1
+                log.warning("source=%s comment feed %s failed: %s",
+                            source.name, feed_state.url, error)
+                await asyncio.to_thread(
+                    self.store.record_comment_feed_error, feed_state, now=now,
+                    message=str(error), status=getattr(error, "status", None),
+                )
+
+        await asyncio.gather(*(one(feed_state) for feed_state in feeds))
+
+    async def _parse(
+        self, fetched: FetchResult, kind: EntryKind, source: SourceConfig, now: datetime,
+    ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.executor, parse_and_normalize, fetched.body, fetched.headers,
+                fetched.final_url, kind, source.language, now,
+            )
+        except ParseError:
+            raise
+        except AggregatorError as error:
+            raise ParseError(str(error)) from error
+        except Exception as error:  # a worker that died or raised must not stop the pass
+            raise ParseError(f"parsing failed: {type(error).__name__}: {error}") from error
+
+    async def _record_error(
+        self, source: SourceConfig, state: SourceState, error: AggregatorError,
+        interval: timedelta, outcome: SourceOutcome,
+    ) -> None:
+        now = now_utc()
+        status = getattr(error, "status", None)
+        gone = status == 410
+        when = None if gone else next_check_at(
+            now=now, interval=interval, jitter=self.config.fetch.jitter, rng=self._rng,
+            outcome="error", error_count=state.error_count + 1,
+            retry_after=getattr(error, "retry_after", None),
+        )
+        await asyncio.to_thread(
+            self.store.record_source_error, state.id, owner=self.owner, now=now,
+            message=str(error), status=status, next_check_at=when, gone=gone,
+        )
+        outcome.result = "gone" if gone else "error"
+        outcome.http_status = status
+        outcome.error = str(error)
+
+    def _next_check(
+        self, now: datetime, interval: timedelta, result: str, errors: int,
+        fetched: FetchResult, ttl: int | None,
+    ) -> datetime | None:
+        return next_check_at(
+            now=now, interval=interval, jitter=self.config.fetch.jitter, rng=self._rng,
+            outcome=result,  # type: ignore[arg-type]
+            error_count=errors, retry_after=fetched.retry_after,
+            fresh_for=fetched.fresh_for, ttl_minutes=ttl,
+        )
+
+    # ------------------------------------------------------------------ publishing
+
+    def site_info(self, languages: Sequence[str] = ()) -> SiteInfo:
+        return build_site_info(self.config, self.store, languages)
+
+    def refile_topics_if_rules_changed(self) -> int:
+        """Re-file every post when the topic rules in config.toml changed."""
+        signature = hashlib.sha256(repr((
+            self.config.topics, [(s.name, s.topics) for s in self.config.sources],
+        )).encode()).hexdigest()
+        if self.store.get_meta("topic_rules") == signature:
+            return 0
+        source_topics = {s.name: s.topics for s in self.config.sources}
+        matcher = self._matcher
+
+        def classify(row: object, source_name: str) -> tuple[str, ...]:
+            import json
+
+            return matcher.classify(
+                title=row.title, text=row.text,  # type: ignore[attr-defined]
+                categories=json.loads(row.categories),  # type: ignore[attr-defined]
+                source_name=source_name, source_topics=source_topics.get(source_name, ()),
+                language=row.language,  # type: ignore[attr-defined]
+            )
+
+        changed = self.store.refile_topics(classify)
+        self.store.set_meta("topic_rules", signature)
+        return changed
+
+    def publish(self) -> list[Path]:
+        """Write every output under feeds/; returns the files whose content changed."""
+        self.refile_topics_if_rules_changed()
+        posts, comments, languages = self.store.published_entries(
+            topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
+        )
+        site = self.site_info(languages)
+        changed = publish_all(
+            self.config.aggregator.feeds_dir, site, posts, comments,
+            max_entries=MAX_FEED_ENTRIES,
+        )
+        if changed:
+            log.info("published %d changed file(s) to %s", len(changed),
+                     self.config.aggregator.feeds_dir)
+        return changed
+
+
+def build_site_info(config: Config, store: Store, languages: Sequence[str] = ()) -> SiteInfo:
+    """What every published feed says about this aggregator and its sources."""
+    known = {info.name: info for info in store.sources_info()}
+    sources = []
+    for source in config.sources:
+        stored = known.get(source.name)
+        sources.append(SourceInfo(
+            name=source.name, feed_url=stored.feed_url if stored else source.url,
+            title=stored.title if stored else source.name,
+            site_url=stored.site_url if stored else None,
+            language=source.language, topics=source.topics, enabled=source.enabled,
+        ))
+    return SiteInfo(
+        title=config.aggregator.title, base_url=config.aggregator.base_url,
+        generator_version=__version__, updated=now_utc(),
+        topics=tuple(TopicInfo(slug=t.slug, title=t.title) for t in config.topics),
+        sources=tuple(sources), languages=tuple(languages),
+    )
+
+
+def make_parse_executor(workers: int | None = None) -> Executor:
+    """Parsing runs in worker processes so a slow parse never stalls the loop."""
+    count = workers if workers is not None else max(1, min(4, os.cpu_count() or 1))
+    if count == 0:
+        return ThreadPoolExecutor(max_workers=1)
+    # spawn, not fork: the parent holds threads (SQLite, asyncio) that fork would copy.
+    return ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _log_outcome(outcome: SourceOutcome) -> None:
+    r = outcome.report
+    if outcome.error:
+        log.warning("source=%s result=%s status=%s error=%s seconds=%.2f", outcome.name,
+                    outcome.result, outcome.http_status, outcome.error, outcome.seconds)
+    else:
+        log.info(
+            "source=%s result=%s status=%s new_posts=%d updated_posts=%d merged=%d "
+            "new_comments=%d comment_feeds=%d seconds=%.2f", outcome.name, outcome.result,
+            outcome.http_status, r.new_posts, r.updated_posts, r.merged_posts,
+            r.new_comments, outcome.comment_feeds, outcome.seconds,
+        )

@@ -1,0 +1,1039 @@
+"""Storage adapter: the only module that talks SQL (through SQLModel/SQLAlchemy).
+
+Everything written for one fetch happens in one transaction, validators
+included, so a crash loses at most that fetch and the next run converges.
+The methods are synchronous; the async pipeline calls them in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, func, or_, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from aggregator.config import SourceConfig
+from aggregator.errors import StorageError
+from aggregator.tables import (
+    SCHEMA_VERSION,
+    AppearanceRow,
+    CommentFeedRow,
+    EntryRow,
+    MetaRow,
+    SourceRow,
+)
+from aggregator.types import (
+    Appearance,
+    FetchResult,
+    NormalizedEntry,
+    ParsedFeed,
+    PublishedEntry,
+    SourceInfo,
+)
+
+#: Namespace of the uuid5 entry ids: fixed forever, so ids never change.
+ENTRY_ID_NAMESPACE = uuid.UUID("6f1c5a4e-2b7d-5e0a-9c43-61d1a8f0b2e7")
+
+#: pg_advisory_xact_lock key serializing ingest transactions across workers.
+INGEST_LOCK_KEY = 0x61677265  # "agre"
+
+TopicsFor = Callable[[NormalizedEntry], tuple[str, ...]]
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Times are bound as aware UTC (SQLModel's UTCDateTime stores them as UTC)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def key_hash(identity_key: str) -> str:
+    return hashlib.sha256(identity_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def entry_uid(source_url: str, kind: str, identity_key: str) -> str:
+    """The published id of a new entry, derived from where it was first seen.
+
+    Derived rather than random so that re-ingesting into a fresh database
+    gives every entry the id it had before.
+    """
+    return uuid.uuid5(ENTRY_ID_NAMESPACE, f"{source_url}\n{kind}\n{identity_key}").hex
+
+
+def public_id(uid: str) -> str:
+    return f"urn:uuid:{uuid.UUID(hex=uid)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the fetcher needs to know about one claimed source."""
+
+    id: int
+    name: str
+    #: The URL to fetch: the remembered move target, else the configured URL.
+    fetch_url: str
+    configured_url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommentFeedState:
+    id: int
+    source_id: int
+    url: str
+    post_entry_id: int | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    declared_count: int | None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Counts of what one ingest did."""
+
+    new_posts: int = 0
+    updated_posts: int = 0
+    merged_posts: int = 0
+    new_comments: int = 0
+    updated_comments: int = 0
+    #: Comments whose post we do not know (site-wide feeds only).
+    orphan_comments: int = 0
+    #: Post ids whose comment feeds were discovered or whose count changed.
+    touched_comment_feeds: list[int] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.new_posts or self.updated_posts or self.merged_posts
+            or self.new_comments or self.updated_comments
+        )
+
+    def add(self, other: IngestReport) -> None:
+        self.new_posts += other.new_posts
+        self.updated_posts += other.updated_posts
+        self.merged_posts += other.merged_posts
+        self.new_comments += other.new_comments
+        self.updated_comments += other.updated_comments
+        self.orphan_comments += other.orphan_comments
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One row of `aggregator status`."""
+
+    name: str
+    url: str
+    last_fetch_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    error_count: int
+    failing_since: datetime | None
+    next_check_at: datetime | None
+    moved_to: str | None
+    gone: bool
+    posts: int
+    comments: int
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the server read while a fetch writes; busy_timeout rides out
+    # the short write locks of another process (fetch next to run).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Store:
+    """The aggregator's database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                self.engine: Engine = create_engine(
+                    url, connect_args={"check_same_thread": False, "timeout": 30}
+                )
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            self._migrate()
+        except SQLAlchemyError as error:
+            raise StorageError(
+                f"cannot open the database {self.safe_url}: {_short(error)}; "
+                "check [aggregator] database in config.toml (or $AGGREGATOR_DATABASE_URL)"
+            ) from error
+        # SQLite allows one writer; serializing our own writers avoids
+        # busy-waiting on the file lock inside one process.
+        self._write_lock = threading.Lock() if self.is_sqlite else _NoLock()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without a password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        """Create the schema, or check the one present is one we understand."""
+        SQLModel.metadata.create_all(self.engine)
+        with Session(self.engine) as session:
+            row = session.get(MetaRow, "schema_version")
+            if row is None:
+                session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+                try:
+                    session.commit()
+                except IntegrityError:  # another process created it first
+                    session.rollback()
+            elif int(row.value) > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database has schema version {row.value}, newer than this "
+                    f"aggregator understands ({SCHEMA_VERSION}); upgrade aggregator"
+                )
+
+    def integrity_ok(self) -> bool:
+        with self.engine.connect() as connection:
+            if self.is_sqlite:
+                return connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+            connection.execute(text("SELECT 1"))
+            return True
+
+    def get_meta(self, key: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock, Session(self.engine) as session:
+            row = session.get(MetaRow, key)
+            if row is None:
+                session.add(MetaRow(key=key, value=value))
+            else:
+                row.value = value
+                session.add(row)
+            session.commit()
+
+    # ------------------------------------------------------------------ sources
+
+    def sync_sources(self, sources: Sequence[SourceConfig], now: datetime) -> None:
+        """Make the source table follow config.toml (which is the source of truth).
+
+        New sources are due at once; a changed URL forgets validators and moves.
+        Rows of removed sources stay (their entries are still published).
+        """
+        now_n = as_utc(now)
+        with self._write_lock, Session(self.engine) as session:
+            rows = {row.name: row for row in session.exec(select(SourceRow))}
+            for source in sources:
+                row = rows.get(source.name)
+                if row is None:
+                    session.add(SourceRow(
+                        name=source.name, url=source.url, language=source.language,
+                        next_check_at=now_n, created_at=now_n,
+                    ))
+                elif row.url != source.url:
+                    row.url = source.url
+                    row.moved_to = None
+                    row.redirect_candidate = None
+                    row.redirect_count = 0
+                    row.etag = row.last_modified = row.body_hash = None
+                    row.gone = False
+                    row.error_count = 0
+                    row.failing_since = None
+                    row.next_check_at = now_n
+                    session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # another worker inserted the same source
+                session.rollback()
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        names: Iterable[str],
+        force: bool = False,
+    ) -> list[SourceState]:
+        """Lease the due sources among ``names`` (or all of them with ``force``).
+
+        A lease keeps other workers off a source while it is fetched; it
+        expires by itself if the worker dies.
+        """
+        now_n = as_utc(now)
+        wanted = list(names)
+        if not wanted:
+            return []
+        with self._write_lock, Session(self.engine) as session:
+            query = select(SourceRow).where(col(SourceRow.name).in_(wanted))
+            query = query.where(SourceRow.gone == False)  # noqa: E712
+            query = query.where(or_(
+                col(SourceRow.lease_until).is_(None), col(SourceRow.lease_until) < now_n,
+            ))
+            if not force:
+                query = query.where(or_(
+                    col(SourceRow.next_check_at).is_(None), col(SourceRow.next_check_at) <= now_n,
+                ))
+            query = query.order_by(col(SourceRow.next_check_at))
+            if not self.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            claimed: list[SourceState] = []
+            for row in session.exec(query):
+                row.lease_owner = owner
+                row.lease_until = as_utc(now + lease)
+                session.add(row)
+                claimed.append(_source_state(row))
+            session.commit()
+            return claimed
+
+    def release(self, source_id: int, owner: str) -> None:
+        with self._write_lock, Session(self.engine) as session:
+            row = session.get(SourceRow, source_id)
+            if row is not None and row.lease_owner == owner:
+                row.lease_owner = None
+                row.lease_until = None
+                session.add(row)
+                session.commit()
+
+    def record_source_error(
+        self,
+        source_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        message: str,
+        status: int | None,
+        next_check_at: datetime | None,
+        gone: bool = False,
+    ) -> int:
+        """Record a failed fetch; returns the error count."""
+        now_n = as_utc(now)
+        with self._write_lock, Session(self.engine) as session:
+            row = session.get(SourceRow, source_id)
+            if row is None:
+                return 0
+            row.last_fetch_at = now_n
+            row.last_status = status
+            row.last_error = message[:2000]
+            row.error_count += 1
+            if row.failing_since is None:
+                row.failing_since = now_n
+            row.gone = gone
+            row.next_check_at = as_utc(next_check_at)
+            _clear_lease(row, owner)
+            session.add(row)
+            session.commit()
+            return row.error_count
+
+    def record_source_unchanged(
+        self,
+        source_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        fetch: FetchResult,
+        next_check_at: datetime | None,
+    ) -> None:
+        """A 304, or a 200 whose body hash we already processed."""
+        now_n = as_utc(now)
+        with self._write_lock, Session(self.engine) as session:
+            row = session.get(SourceRow, source_id)
+            if row is None:
+                return
+            _record_success(row, fetch, now_n)
+            row.next_check_at = as_utc(next_check_at)
+            _clear_lease(row, owner)
+            session.add(row)
+            session.commit()
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest_source_feed(
+        self,
+        source: SourceState,
+        *,
+        owner: str,
+        now: datetime,
+        fetch: FetchResult,
+        feed: ParsedFeed,
+        entries: Sequence[NormalizedEntry],
+        topics_for: TopicsFor,
+        follow_comments: bool,
+        site_comments_url: str | None,
+        next_check_at: datetime | None,
+        body_hash: str,
+    ) -> IngestReport:
+        """Store one fetched post feed: entries, validators and schedule, atomically."""
+        return self._retrying(lambda session: self._ingest_source_feed(
+            session, source, owner=owner, now=as_utc(now), fetch=fetch, feed=feed,
+            entries=entries, topics_for=topics_for, follow_comments=follow_comments,
+            site_comments_url=site_comments_url, next_check_at=as_utc(next_check_at),
+            body_hash=body_hash,
+        ))
+
+    def _ingest_source_feed(
+        self, session: Session, source: SourceState, *, owner: str, now: datetime | None,
+        fetch: FetchResult, feed: ParsedFeed, entries: Sequence[NormalizedEntry],
+        topics_for: TopicsFor, follow_comments: bool, site_comments_url: str | None,
+        next_check_at: datetime | None, body_hash: str,
+    ) -> IngestReport:
+        assert now is not None
+        row = session.get(SourceRow, source.id)
+        if row is None:
+            return IngestReport()
+        report = IngestReport()
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.kind != "post":
+                continue
+            khash = key_hash(entry.identity_key)
+            if khash in seen:  # the same GUID twice in one document: first wins
+                continue
+            seen.add(khash)
+            entry_row = self._upsert_post(session, row, entry, khash, fetch.final_url,
+                                          topics_for, now, report)
+            if follow_comments and entry.comments_feed_url:
+                self._upsert_comment_feed(session, row.id, entry.comments_feed_url,
+                                          entry_row.id, entry.comment_count, now)
+        if follow_comments and site_comments_url:
+            self._upsert_comment_feed(session, row.id, site_comments_url, None, None, now)
+        row.title = feed.title or row.title
+        row.site_url = feed.link or row.site_url
+        row.language = feed.language or row.language
+        row.body_hash = body_hash
+        _record_success(row, fetch, now)
+        row.next_check_at = next_check_at
+        _clear_lease(row, owner)
+        session.add(row)
+        return report
+
+    def _upsert_post(
+        self, session: Session, source: SourceRow, entry: NormalizedEntry, khash: str,
+        feed_url: str, topics_for: TopicsFor, now: datetime, report: IngestReport,
+    ) -> EntryRow:
+        appearance = session.exec(select(AppearanceRow).where(
+            AppearanceRow.source_id == source.id, AppearanceRow.kind == "post",
+            AppearanceRow.key_hash == khash,
+        )).first()
+        if appearance is not None:
+            entry_row = session.get(EntryRow, appearance.entry_id)
+            assert entry_row is not None
+            if appearance.content_hash != entry.content_hash:
+                appearance.content_hash = entry.content_hash
+                appearance.link = entry.link
+                session.add(appearance)
+                # Only the canonical copy's own source may rewrite the entry;
+                # a copy elsewhere changing does not change what we publish.
+                if entry_row.source_id == source.id:
+                    _apply_entry(entry_row, entry, topics_for(entry), now, updated=True)
+                    session.add(entry_row)
+                    report.updated_posts += 1
+            return entry_row
+
+        existing = self._find_duplicate_post(session, entry)
+        if existing is not None:
+            report.merged_posts += 1
+            entry_row = existing
+            # The earliest copy is the original: it becomes what we publish,
+            # whichever copy we happened to fetch first. The id stays.
+            if as_utc(entry.published) < as_utc(existing.published):  # type: ignore[operator]
+                existing.source_id = source.id  # type: ignore[assignment]
+                _apply_entry(existing, entry, topics_for(entry), now, updated=True)
+                session.add(existing)
+        else:
+            entry_row = EntryRow(
+                uid=entry_uid(source.url, "post", entry.identity_key), kind="post",
+                source_id=source.id, first_seen=now, title="", content_html="",
+                published=now, updated=now, content_hash="",
+            )
+            _apply_entry(entry_row, entry, topics_for(entry), now, updated=False)
+            session.add(entry_row)
+            session.flush()
+            report.new_posts += 1
+        session.add(AppearanceRow(
+            entry_id=entry_row.id, source_id=source.id, kind="post", key_hash=khash,
+            identity_key=entry.identity_key, original_id=entry.original_id, feed_url=feed_url,
+            link=entry.link, published=as_utc(entry.published),
+            content_hash=entry.content_hash, first_seen=now,
+        ))
+        session.flush()
+        return entry_row
+
+    def _find_duplicate_post(self, session: Session, entry: NormalizedEntry) -> EntryRow | None:
+        """A canonical post that is the same article: same canonical URL or same body."""
+        conditions = []
+        if entry.canonical_url:
+            conditions.append(EntryRow.canonical_url == entry.canonical_url)
+        if entry.fingerprint:
+            conditions.append(EntryRow.fingerprint == entry.fingerprint)
+        if not conditions:
+            return None
+        return session.exec(
+            select(EntryRow).where(EntryRow.kind == "post", or_(*conditions))
+            .order_by(col(EntryRow.id)).limit(1)
+        ).first()
+
+    def _upsert_comment_feed(
+        self, session: Session, source_id: int | None, url: str, post_entry_id: int | None,
+        declared_count: int | None, now: datetime,
+    ) -> None:
+        assert source_id is not None
+        row = session.exec(select(CommentFeedRow).where(
+            CommentFeedRow.source_id == source_id, CommentFeedRow.url == url,
+        )).first()
+        if row is None:
+            session.add(CommentFeedRow(
+                source_id=source_id, url=url, post_entry_id=post_entry_id,
+                post_first_seen=now if post_entry_id else None,
+                declared_count=declared_count, created_at=now,
+            ))
+            session.flush()
+        elif row.declared_count != declared_count:
+            row.declared_count = declared_count
+            session.add(row)
+
+    def comment_feeds_due(
+        self, source_id: int, *, now: datetime, comments_days: int,
+    ) -> list[CommentFeedState]:
+        """Comment feeds worth fetching now.
+
+        A post's feed is followed while we first saw the post within
+        ``comments_days``, and only when its declared count changed since the
+        last fetch or it declares none. The site-wide feed is always due.
+        """
+        horizon = as_utc(now - timedelta(days=comments_days))
+        with Session(self.engine) as session:
+            rows = session.exec(select(CommentFeedRow).where(
+                CommentFeedRow.source_id == source_id,
+                or_(col(CommentFeedRow.post_entry_id).is_(None),
+                    col(CommentFeedRow.post_first_seen) >= horizon),
+            ).order_by(col(CommentFeedRow.id))).all()
+            due = []
+            for row in rows:
+                if (row.post_entry_id is not None and row.last_fetch_at is not None
+                        and row.declared_count is not None
+                        and row.declared_count == row.fetched_for_count):
+                    continue
+                due.append(CommentFeedState(
+                    id=row.id or 0, source_id=row.source_id, url=row.url,
+                    post_entry_id=row.post_entry_id, etag=row.etag,
+                    last_modified=row.last_modified, body_hash=row.body_hash,
+                    declared_count=row.declared_count,
+                ))
+            return due
+
+    def ingest_comment_feed(
+        self,
+        feed_state: CommentFeedState,
+        *,
+        now: datetime,
+        fetch: FetchResult,
+        entries: Sequence[NormalizedEntry] | None,
+        body_hash: str | None,
+    ) -> IngestReport:
+        """Store one fetched comment feed (entries None: unchanged, 304)."""
+        return self._retrying(lambda session: self._ingest_comment_feed(
+            session, feed_state, now=as_utc(now), fetch=fetch, entries=entries,
+            body_hash=body_hash,
+        ))
+
+    def _ingest_comment_feed(
+        self, session: Session, feed_state: CommentFeedState, *, now: datetime | None,
+        fetch: FetchResult, entries: Sequence[NormalizedEntry] | None, body_hash: str | None,
+    ) -> IngestReport:
+        assert now is not None
+        report = IngestReport()
+        feed_row = session.get(CommentFeedRow, feed_state.id)
+        source = session.get(SourceRow, feed_state.source_id)
+        if feed_row is None or source is None:
+            return report
+        post = session.get(EntryRow, feed_row.post_entry_id) if feed_row.post_entry_id else None
+        batch: list[EntryRow] = []
+        seen: set[str] = set()
+        for entry in entries or ():
+            khash = key_hash(entry.identity_key)
+            if khash in seen:
+                continue
+            seen.add(khash)
+            appearance = session.exec(select(AppearanceRow).where(
+                AppearanceRow.source_id == source.id, AppearanceRow.kind == "comment",
+                AppearanceRow.key_hash == khash,
+            )).first()
+            if appearance is not None:
+                if appearance.content_hash != entry.content_hash:
+                    comment = session.get(EntryRow, appearance.entry_id)
+                    assert comment is not None
+                    appearance.content_hash = entry.content_hash
+                    session.add(appearance)
+                    _apply_entry(comment, entry, (), now, updated=True)
+                    session.add(comment)
+                    report.updated_comments += 1
+                continue
+            thread_post = post or self._post_for_site_comment(session, source, entry)
+            if thread_post is None:
+                report.orphan_comments += 1
+                continue
+            comment = EntryRow(
+                uid=entry_uid(source.url, "comment", entry.identity_key), kind="comment",
+                source_id=source.id, post_id=thread_post.id, parent_id=thread_post.id,
+                in_reply_to_ref=entry.in_reply_to, in_reply_to_link=entry.in_reply_to_link,
+                first_seen=now, title="", content_html="", published=now, updated=now,
+                content_hash="",
+            )
+            _apply_entry(comment, entry, (), now, updated=False)
+            session.add(comment)
+            session.flush()
+            session.add(AppearanceRow(
+                entry_id=comment.id, source_id=source.id, kind="comment", key_hash=khash,
+                identity_key=entry.identity_key, original_id=entry.original_id,
+                feed_url=fetch.final_url, link=entry.link,
+                published=as_utc(entry.published), content_hash=entry.content_hash,
+                first_seen=now,
+            ))
+            batch.append(comment)
+            report.new_comments += 1
+        session.flush()
+        for comment in batch:
+            self._resolve_parent(session, source, comment)
+        # The feed now reflects the count the post declared when we asked.
+        feed_row.fetched_for_count = feed_row.declared_count
+        feed_row.etag = fetch.validators.etag
+        feed_row.last_modified = fetch.validators.last_modified
+        if body_hash is not None:
+            feed_row.body_hash = body_hash
+        feed_row.last_fetch_at = now
+        feed_row.last_status = fetch.status
+        feed_row.last_error = None
+        feed_row.error_count = 0
+        session.add(feed_row)
+        return report
+
+    def _post_for_site_comment(
+        self, session: Session, source: SourceRow, entry: NormalizedEntry,
+    ) -> EntryRow | None:
+        """The post a comment from a site-wide comment feed belongs to."""
+        if entry.in_reply_to:
+            appearance = session.exec(select(AppearanceRow).where(
+                AppearanceRow.source_id == source.id,
+                AppearanceRow.key_hash == key_hash("guid:" + entry.in_reply_to),
+            )).first()
+            if appearance is not None:
+                target = session.get(EntryRow, appearance.entry_id)
+                if target is not None:
+                    return target if target.kind == "post" else session.get(
+                        EntryRow, target.post_id)
+        from aggregator.urls import canonical_url
+
+        for link in (entry.in_reply_to_link, entry.link):
+            canonical = canonical_url(link.split("#", 1)[0]) if link else None
+            if canonical:
+                post = session.exec(select(EntryRow).where(
+                    EntryRow.kind == "post", EntryRow.canonical_url == canonical,
+                )).first()
+                if post is not None:
+                    return post
+        return None
+
+    def _resolve_parent(self, session: Session, source: SourceRow, comment: EntryRow) -> None:
+        """Point a reply at the comment it answers (RFC 4685 thr:in-reply-to)."""
+        ref = comment.in_reply_to_ref
+        if not ref:
+            return
+        appearance = session.exec(select(AppearanceRow).where(
+            AppearanceRow.source_id == source.id, AppearanceRow.kind == "comment",
+            AppearanceRow.key_hash == key_hash("guid:" + ref),
+        )).first()
+        if appearance is not None and appearance.entry_id != comment.id:
+            parent = session.get(EntryRow, appearance.entry_id)
+            if parent is not None and parent.post_id == comment.post_id:
+                comment.parent_id = parent.id
+                session.add(comment)
+
+    def record_comment_feed_error(
+        self, feed_state: CommentFeedState, *, now: datetime, message: str, status: int | None,
+    ) -> None:
+        with self._write_lock, Session(self.engine) as session:
+            row = session.get(CommentFeedRow, feed_state.id)
+            if row is None:
+                return
+            row.last_fetch_at = as_utc(now)
+            row.last_status = status
+            row.last_error = message[:2000]
+            row.error_count += 1
+            session.add(row)
+            session.commit()
+
+    def _retrying(self, work: Callable[[Session], IngestReport]) -> IngestReport:
+        """Run one ingest transaction; retry once when a concurrent worker won a race."""
+        for attempt in range(3):
+            with self._write_lock, Session(self.engine) as session:
+                try:
+                    if not self.is_sqlite:
+                        # Dedupe decisions read then write: two workers must not
+                        # both find "no duplicate" for one article. SQLite gets
+                        # this from its single writer; PostgreSQL from this lock,
+                        # held until the transaction ends.
+                        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                        {"key": INGEST_LOCK_KEY})
+                    report = work(session)
+                    session.commit()
+                    return report
+                except (IntegrityError, OperationalError):
+                    session.rollback()
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ topics
+
+    def refile_topics(self, classify: Callable[[EntryRow, str], tuple[str, ...]]) -> int:
+        """Re-run topic rules over every post; returns how many changed."""
+        changed = 0
+        with self._write_lock, Session(self.engine) as session:
+            names = {row.id: row.name for row in session.exec(select(SourceRow))}
+            for row in session.exec(select(EntryRow).where(EntryRow.kind == "post")):
+                topics = json.dumps(list(classify(row, names.get(row.source_id, ""))))
+                if topics != row.topics:
+                    row.topics = topics
+                    session.add(row)
+                    changed += 1
+            session.commit()
+        return changed
+
+    # ------------------------------------------------------------------ reading
+
+    def published_entries(
+        self, *, topics: Sequence[str], max_entries: int,
+    ) -> tuple[list[PublishedEntry], list[PublishedEntry], list[str]]:
+        """Posts, comments and languages for publishing.
+
+        Loads the newest ``max_entries`` posts overall, per topic and per
+        language, and the newest comments, so every output feed is complete.
+        """
+        with Session(self.engine) as session:
+            languages = sorted(
+                lang for lang in session.exec(
+                    select(EntryRow.language).where(EntryRow.kind == "post").distinct()
+                ) if lang
+            )
+            post_rows: dict[int, EntryRow] = {}
+
+            def newest(query: Any) -> None:
+                for row in session.exec(
+                    query.order_by(col(EntryRow.published).desc(), col(EntryRow.id).desc())
+                    .limit(max_entries)
+                ):
+                    post_rows[row.id] = row
+
+            base = select(EntryRow).where(EntryRow.kind == "post")
+            newest(base)
+            for slug in topics:
+                newest(base.where(col(EntryRow.topics).contains(json.dumps(slug))))
+            for language in languages:
+                newest(base.where(EntryRow.language == language))
+            comment_rows = list(session.exec(
+                select(EntryRow).where(EntryRow.kind == "comment")
+                .order_by(col(EntryRow.published).desc(), col(EntryRow.id).desc())
+                .limit(max_entries)
+            ))
+            posts, comments = self._to_published(session, list(post_rows.values()), comment_rows)
+            return posts, comments, languages
+
+    def thread(self, key: str) -> tuple[PublishedEntry, list[PublishedEntry]] | None:
+        """A post and every comment under it (for /posts/<key>/comments.atom)."""
+        if len(key) != 32 or any(c not in "0123456789abcdef" for c in key):
+            return None
+        with Session(self.engine) as session:
+            post = session.exec(select(EntryRow).where(
+                EntryRow.uid == key, EntryRow.kind == "post")).first()
+            if post is None:
+                return None
+            comment_rows = list(session.exec(
+                select(EntryRow).where(EntryRow.post_id == post.id)
+                .order_by(col(EntryRow.published), col(EntryRow.id))
+            ))
+            posts, comments = self._to_published(session, [post], comment_rows)
+            return posts[0], comments
+
+    def _to_published(
+        self, session: Session, post_rows: list[EntryRow], comment_rows: list[EntryRow],
+    ) -> tuple[list[PublishedEntry], list[PublishedEntry]]:
+        sources = {row.id: row for row in session.exec(select(SourceRow))}
+        related_ids = {row.parent_id for row in comment_rows if row.parent_id}
+        related_ids |= {row.post_id for row in comment_rows if row.post_id}
+        known = {row.id: row for row in [*post_rows, *comment_rows]}
+        missing = [i for i in related_ids if i not in known]
+        if missing:
+            for row in session.exec(select(EntryRow).where(col(EntryRow.id).in_(missing))):
+                known[row.id] = row
+        entry_ids = [row.id for row in [*post_rows, *comment_rows]]
+        appearances: dict[int, list[AppearanceRow]] = {}
+        if entry_ids:
+            for chunk in _chunks(entry_ids, 500):
+                for appearance in session.exec(select(AppearanceRow).where(
+                        col(AppearanceRow.entry_id).in_(chunk)).order_by(col(AppearanceRow.id))):
+                    appearances.setdefault(appearance.entry_id, []).append(appearance)
+        counts: dict[int, int] = {}
+        post_ids = [row.id for row in post_rows]
+        for chunk in _chunks(post_ids, 500):
+            for post_id, count in session.exec(
+                select(EntryRow.post_id, func.count()).where(
+                    col(EntryRow.post_id).in_(chunk)).group_by(EntryRow.post_id)
+            ):
+                counts[post_id] = count
+
+        def convert(row: EntryRow) -> PublishedEntry:
+            source = sources[row.source_id]
+            parent = known.get(row.parent_id) if row.parent_id else None
+            post = known.get(row.post_id) if row.post_id else None
+            return PublishedEntry(
+                id=public_id(row.uid), key=row.uid, kind=row.kind,  # type: ignore[arg-type]
+                title=row.title, link=row.link, content_html=row.content_html,
+                summary_html=row.summary_html, author=row.author,
+                published=utc_aware(row.published),  # type: ignore[arg-type]
+                updated=utc_aware(row.updated),  # type: ignore[arg-type]
+                categories=tuple(json.loads(row.categories)),
+                language=row.language, topics=tuple(json.loads(row.topics)),
+                source=_source_info(source),
+                appearances=tuple(
+                    Appearance(
+                        source=sources[a.source_id].name, feed_url=a.feed_url,
+                        original_id=a.original_id, link=a.link,
+                        published=utc_aware(a.published),
+                    ) for a in sorted(appearances.get(row.id or 0, []),
+                                      key=lambda a: a.source_id != row.source_id)
+                ),
+                in_reply_to_id=public_id(parent.uid) if parent else None,
+                in_reply_to_link=(parent.link if parent else None) or row.in_reply_to_link,
+                post_id=public_id(post.uid) if post else None,
+                post_key=post.uid if post else None,
+                post_title=post.title if post else None,
+                comment_count=counts.get(row.id or 0, 0),
+            )
+
+        return [convert(r) for r in post_rows], [convert(r) for r in comment_rows]
+
+    def sources_info(self) -> list[SourceInfo]:
+        with Session(self.engine) as session:
+            return [_source_info(row) for row in session.exec(
+                select(SourceRow).order_by(col(SourceRow.name)))]
+
+    def status(self) -> list[SourceStatus]:
+        with Session(self.engine) as session:
+            counts: dict[tuple[int, str], int] = {}
+            for source_id, kind, count in session.exec(
+                select(AppearanceRow.source_id, AppearanceRow.kind, func.count())
+                .group_by(AppearanceRow.source_id, AppearanceRow.kind)
+            ):
+                counts[(source_id, kind)] = count
+            result = []
+            for row in session.exec(select(SourceRow).order_by(col(SourceRow.name))):
+                result.append(SourceStatus(
+                    name=row.name, url=row.url,
+                    last_fetch_at=utc_aware(row.last_fetch_at),
+                    last_success_at=utc_aware(row.last_success_at),
+                    last_status=row.last_status, last_error=row.last_error,
+                    error_count=row.error_count, failing_since=utc_aware(row.failing_since),
+                    next_check_at=utc_aware(row.next_check_at), moved_to=row.moved_to,
+                    gone=row.gone, posts=counts.get((row.id or 0, "post"), 0),
+                    comments=counts.get((row.id or 0, "comment"), 0),
+                ))
+            return result
+
+    def export_records(self, batch: int = 1000) -> Iterable[dict[str, Any]]:
+        """Every canonical entry with its appearances, for `aggregator export`."""
+        with Session(self.engine) as session:
+            names = {row.id: row.name for row in session.exec(select(SourceRow))}
+            last_id = 0
+            while True:
+                rows = list(session.exec(
+                    select(EntryRow).where(col(EntryRow.id) > last_id)
+                    .order_by(col(EntryRow.id)).limit(batch)))
+                if not rows:
+                    return
+                last_id = rows[-1].id or last_id
+                ids = [row.id for row in rows]
+                appearances: dict[int, list[AppearanceRow]] = {}
+                for appearance in session.exec(select(AppearanceRow).where(
+                        col(AppearanceRow.entry_id).in_(ids)).order_by(col(AppearanceRow.id))):
+                    appearances.setdefault(appearance.entry_id, []).append(appearance)
+                counts = dict(session.exec(
+                    select(EntryRow.post_id, func.count())
+                    .where(col(EntryRow.post_id).in_(ids)).group_by(EntryRow.post_id)).all())
+                uids = {row.id: row.uid for row in session.exec(select(EntryRow).where(
+                    col(EntryRow.id).in_({r.parent_id for r in rows if r.parent_id}
+                                         | {r.post_id for r in rows if r.post_id})))}
+                for row in rows:
+                    yield {
+                        "id": public_id(row.uid),
+                        "kind": row.kind,
+                        "title": row.title,
+                        "link": row.link,
+                        "published": _iso(row.published),
+                        "updated": _iso(row.updated),
+                        "author": row.author,
+                        "language": row.language,
+                        "topics": json.loads(row.topics),
+                        "categories": json.loads(row.categories),
+                        "source": names.get(row.source_id),
+                        "comments": counts.get(row.id, 0),
+                        "in_reply_to": public_id(uids[row.parent_id])
+                        if row.parent_id in uids else None,
+                        "post": public_id(uids[row.post_id]) if row.post_id in uids else None,
+                        "appearances": [
+                            {"source": names.get(a.source_id), "feed_url": a.feed_url,
+                             "original_id": a.original_id, "link": a.link,
+                             "published": _iso(a.published)}
+                            for a in sorted(appearances.get(row.id or 0, []),
+                                            key=lambda a, row=row: a.source_id != row.source_id)
+                        ],
+                    }
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            return {
+                kind: count for kind, count in session.exec(
+                    select(EntryRow.kind, func.count()).group_by(EntryRow.kind))
+            }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0][:300]
+
+
+def _source_state(row: SourceRow) -> SourceState:
+    return SourceState(
+        id=row.id or 0, name=row.name, fetch_url=row.moved_to or row.url,
+        configured_url=row.url, etag=row.etag, last_modified=row.last_modified,
+        body_hash=row.body_hash, error_count=row.error_count,
+    )
+
+
+def _source_info(row: SourceRow) -> SourceInfo:
+    return SourceInfo(
+        name=row.name, feed_url=row.moved_to or row.url, title=row.title or row.name,
+        site_url=row.site_url, language=row.language,
+    )
+
+
+def _clear_lease(row: SourceRow, owner: str) -> None:
+    if row.lease_owner == owner:
+        row.lease_owner = None
+        row.lease_until = None
+
+
+def _record_success(row: SourceRow, fetch: FetchResult, now: datetime | None) -> None:
+    row.last_fetch_at = now
+    row.last_success_at = now
+    row.last_status = fetch.status
+    row.last_error = None
+    row.error_count = 0
+    row.failing_since = None
+    row.gone = False
+    if fetch.status != 304 or fetch.validators.etag or fetch.validators.last_modified:
+        row.etag = fetch.validators.etag
+        row.last_modified = fetch.validators.last_modified
+    _remember_move(row, fetch.permanent_redirect)
+
+
+#: A permanent redirect is followed for good after this many fetches in a row.
+MOVE_AFTER = 3
+
+
+def _remember_move(row: SourceRow, target: str | None) -> None:
+    """Remember a 301/308 once it is seen consistently; http→https at once."""
+    if not target:
+        row.redirect_candidate = None
+        row.redirect_count = 0
+        return
+    current = row.moved_to or row.url
+    if current.startswith("http://") and target == "https://" + current[len("http://"):]:
+        row.moved_to = target
+        row.redirect_candidate = None
+        row.redirect_count = 0
+        return
+    if row.redirect_candidate == target:
+        row.redirect_count += 1
+    else:
+        row.redirect_candidate = target
+        row.redirect_count = 1
+    if row.redirect_count >= MOVE_AFTER:
+        row.moved_to = target
+        row.redirect_candidate = None
+        row.redirect_count = 0
+
+
+def _apply_entry(
+    row: EntryRow, entry: NormalizedEntry, topics: tuple[str, ...], now: datetime,
+    *, updated: bool,
+) -> None:
+    row.title = entry.title
+    row.link = entry.link
+    row.canonical_url = entry.canonical_url
+    row.content_html = entry.content_html
+    row.summary_html = entry.summary_html
+    row.author = entry.author
+    row.published = as_utc(entry.published) or now
+    stated_update = as_utc(entry.updated)
+    if updated:
+        # An edit must move `updated` forward so readers notice it.
+        row.updated = max(stated_update or now, row.updated or now) if stated_update else now
+    else:
+        row.updated = stated_update or row.published
+    row.categories = json.dumps(list(entry.categories), ensure_ascii=False)
+    if entry.kind == "post":
+        row.topics = json.dumps(list(topics))
+    row.language = entry.language
+    row.content_hash = entry.content_hash
+    row.fingerprint = entry.fingerprint
+    row.comments_feed_url = entry.comments_feed_url
+    row.comment_count_declared = entry.comment_count
+    row.text = entry.text[:20000]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    aware = utc_aware(moment)
+    return aware.isoformat().replace("+00:00", "Z") if aware else None

@@ -1,0 +1,157 @@
+"""The database schema (SQLModel tables).
+
+Rows never leave the storage layer: aggregator.store maps them to the
+project's own types. Datetimes are aware UTC; SQLModel's UTCDateTime stores
+them as UTC on SQLite and as timestamptz on PostgreSQL.
+
+Identity rules live in the unique constraints, so that two workers racing on
+the same source can never create two rows for one entry:
+- ``appearance(source_id, kind, key_hash)``: one appearance per entry per source;
+- ``entry(uid)``: the published id;
+- ``comment_feed(source_id, url)``: one state row per comment feed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class SourceRow(SQLModel, table=True):
+    __tablename__ = "source"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The name from config.toml: the link between config and store.
+    name: str = Field(unique=True, max_length=200)
+    #: The URL in config.toml (entry ids are derived from it, so they survive moves).
+    url: str = Field(sa_type=Text)
+    #: Where a permanent redirect said the feed now lives (reported, and used).
+    moved_to: str | None = Field(default=None, sa_type=Text)
+    #: Candidate target of a 301/308 and how many fetches in a row pointed there.
+    redirect_candidate: str | None = Field(default=None, sa_type=Text)
+    redirect_count: int = 0
+    title: str | None = Field(default=None, sa_type=Text)
+    site_url: str | None = Field(default=None, sa_type=Text)
+    language: str | None = Field(default=None, max_length=20)
+    #: Validators exactly as received; advanced only together with the entries.
+    etag: str | None = Field(default=None, sa_type=Text)
+    last_modified: str | None = Field(default=None, sa_type=Text)
+    #: sha256 of the last body we processed: an unchanged body is not re-parsed.
+    body_hash: str | None = Field(default=None, max_length=64)
+    last_fetch_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    error_count: int = 0
+    failing_since: datetime | None = None
+    gone: bool = False
+    next_check_at: datetime | None = Field(default=None, index=True)
+    #: Lease of the worker that claimed the source (expires if it dies).
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    created_at: datetime
+
+
+class CommentFeedRow(SQLModel, table=True):
+    __tablename__ = "comment_feed"
+    __table_args__ = (UniqueConstraint("source_id", "url", name="uq_comment_feed_source_url"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", index=True)
+    url: str = Field(sa_type=Text)
+    #: The post this is the comment feed of; None for a blog's site-wide comment feed.
+    post_entry_id: int | None = Field(default=None, foreign_key="entry.id", index=True)
+    etag: str | None = Field(default=None, sa_type=Text)
+    last_modified: str | None = Field(default=None, sa_type=Text)
+    body_hash: str | None = Field(default=None, max_length=64)
+    #: When we first saw the post (comment feeds are followed while it is recent).
+    post_first_seen: datetime | None = None
+    #: The comment count the post feed declares now (slash:comments, thr:count).
+    declared_count: int | None = None
+    #: The declared count when this feed was last fetched successfully.
+    fetched_for_count: int | None = None
+    last_fetch_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    error_count: int = 0
+    created_at: datetime
+
+
+class EntryRow(SQLModel, table=True):
+    """A canonical entry: a post or a comment, after merging duplicates."""
+
+    __tablename__ = "entry"
+    __table_args__ = (
+        Index("ix_entry_kind_published", "kind", "published"),
+        Index("ix_entry_post_id", "post_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: 32 hex digits of the uuid behind the published id; never changes.
+    uid: str = Field(unique=True, max_length=32)
+    kind: str = Field(max_length=10)
+    #: The source of the canonical copy.
+    source_id: int = Field(foreign_key="source.id", index=True)
+    #: For a comment: what it answers (its post, or another comment).
+    parent_id: int | None = Field(default=None, foreign_key="entry.id")
+    #: For a comment: the post at the root of its thread.
+    post_id: int | None = Field(default=None, foreign_key="entry.id")
+    #: For a comment: the parent's id as the feed stated it, kept until resolved.
+    in_reply_to_ref: str | None = Field(default=None, sa_type=Text)
+    in_reply_to_link: str | None = Field(default=None, sa_type=Text)
+    title: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    canonical_url: str | None = Field(default=None, sa_column=Column(Text, index=True))
+    content_html: str = Field(sa_type=Text)
+    summary_html: str = Field(default="", sa_type=Text)
+    author: str | None = Field(default=None, sa_type=Text)
+    published: datetime
+    updated: datetime
+    first_seen: datetime
+    #: JSON list of category terms.
+    categories: str = Field(default="[]", sa_type=Text)
+    #: JSON list of topic slugs (re-filed when topic rules change).
+    topics: str = Field(default="[]", sa_type=Text)
+    language: str | None = Field(default=None, max_length=20, index=True)
+    content_hash: str = Field(max_length=64)
+    fingerprint: str | None = Field(default=None, max_length=64, index=True)
+    comments_feed_url: str | None = Field(default=None, sa_type=Text)
+    comment_count_declared: int | None = None
+    #: Plain text kept for re-filing topics without re-parsing HTML.
+    text: str = Field(default="", sa_type=Text)
+
+
+class AppearanceRow(SQLModel, table=True):
+    """One place (source + original id) where a canonical entry appeared."""
+
+    __tablename__ = "appearance"
+    __table_args__ = (
+        UniqueConstraint("source_id", "kind", "key_hash", name="uq_appearance_identity"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="entry.id", index=True)
+    source_id: int = Field(foreign_key="source.id")
+    kind: str = Field(max_length=10)
+    #: sha256 of the identity key (GUID → link → content hash) within the source.
+    key_hash: str = Field(max_length=64)
+    identity_key: str = Field(sa_type=Text)
+    original_id: str | None = Field(default=None, sa_type=Text)
+    feed_url: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    published: datetime | None = None
+    content_hash: str = Field(max_length=64)
+    first_seen: datetime
+
+
+class MetaRow(SQLModel, table=True):
+    """Small key/value facts about the store (schema version, publish state)."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True, max_length=100)
+    value: str = Field(sa_type=Text)

@@ -1,0 +1,258 @@
+"""The whole path, through the CLI: seed blogs on a local server → store → published feeds.
+
+The published files are read back with feedparser and lxml, never with the
+code that wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from blogserver import BlogServer
+from lxml import etree
+
+EXPECTED = json.loads(
+    (Path(__file__).parent / "fixtures" / "seedblogs" / "expected.json").read_text("utf-8")
+)
+ATOM = "{http://www.w3.org/2005/Atom}"
+THR = "{http://purl.org/syndication/thread/1.0}"
+
+TOPICS = """
+[[topics]]
+slug = "open-source-marketing"
+title = "Open source marketing"
+keywords = ["open source marketing", "open source"]
+
+[[topics]]
+slug = "consumer-generated-media"
+title = "Consumer-generated media"
+keywords = ["consumer generated media", "consument praat terug", "user generated content"]
+
+[[topics]]
+slug = "social-media"
+title = "Social media"
+keywords = ["social media", "Myspace", "Facebook"]
+
+[[topics]]
+slug = "brand-communities"
+title = "Brand communities"
+keywords = ["brand communities", "brand community", "merk-gemeenschappen"]
+"""
+
+
+def source_block(name: str, url: str, language: str) -> str:
+    return f"""
+[[sources]]
+name = "{name}"
+url = "{url}"
+language = "{language}"
+allow_private = true
+"""
+
+
+def write_config(directory: Path, blog: BlogServer, *, port: int = 8080,
+                 sources: tuple[str, ...] = ("marketingfacts", "videopodcast", "upstream")) -> Path:
+    urls = {
+        "marketingfacts": (blog.url("/marketingfacts/feed/"), "nl"),
+        "videopodcast": (blog.url("/videopodcast/atom.xml"), "de"),
+        "upstream": (blog.url("/upstream/feed/"), "nl"),
+    }
+    text = f"""# test configuration
+[aggregator]
+title = "Seed blogs"
+base_url = "http://127.0.0.1:{port}/"
+feeds_dir = "feeds"
+
+[fetch]
+allow_short_intervals = true
+interval = "1m"
+tick = 1
+per_host = 4
+comments_days = 36500
+
+[server]
+host = "127.0.0.1"
+port = {port}
+"""
+    for name in sources:
+        url, language = urls[name]
+        text += source_block(name, url, language)
+    text += TOPICS
+    path = directory / "config.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def run_cli(config: Path, *args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGGREGATOR_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+
+
+@pytest.fixture
+def blog() -> Iterator[BlogServer]:
+    with BlogServer() as server:
+        yield server
+
+
+def parsed(path: Path) -> Any:
+    result = feedparser.parse(path.read_bytes())
+    assert not result.bozo, f"{path}: {result.bozo_exception}"
+    return result
+
+
+def utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def test_fetch_publishes_every_post_and_comment_once(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog)
+    first = run_cli(config, "fetch", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    feeds = tmp_path / "feeds"
+
+    posts = parsed(feeds / "all.atom").entries
+    expected_posts = EXPECTED["posts"]
+    duplicate_guids = {guid for _, guid in EXPECTED["duplicates"]}
+    # Every post once: the cross-post is merged into one entry.
+    assert len(posts) == len(expected_posts) - 1
+    titles = [p.title for p in posts]
+    assert len(set(titles)) == len(titles)
+    for post in expected_posts:
+        assert post["title"] in titles
+    by_title = {p.title: p for p in posts}
+
+    # The merged entry names both places it appeared.
+    crosspost = next(p for p in expected_posts if p["guid"] in duplicate_guids)
+    merged = by_title[crosspost["title"]]
+    # The earliest copy (the original on its own blog) is the canonical one.
+    assert "/marketingfacts/" in merged.link
+    vias = [link.href for link in merged.links if link.rel == "via"]
+    assert any("/upstream/" in href for href in vias), merged.links
+    assert "Also published at" in merged.content[0].value
+
+    # Posts carry rel="replies" with thr:count, pointing at the thread feed.
+    tree = etree.parse(str(feeds / "all.atom"))
+    entry_ids = {}
+    for entry in tree.iter(f"{ATOM}entry"):
+        title = entry.findtext(f"{ATOM}title")
+        entry_ids[title] = entry.findtext(f"{ATOM}id")
+        assert entry.find(f"{ATOM}source/{ATOM}id") is not None, "atom:source missing"
+    open_source = entry_ids["Open source dringt door in marketing"]
+
+    comments_tree = etree.parse(str(feeds / "comments.atom"))
+    comments = []
+    for entry in comments_tree.iter(f"{ATOM}entry"):
+        reply = entry.find(f"{THR}in-reply-to")
+        assert reply is not None, "every comment carries thr:in-reply-to"
+        comments.append({
+            "id": entry.findtext(f"{ATOM}id"),
+            "author": entry.findtext(f"{ATOM}author/{ATOM}name"),
+            "published": utc(entry.findtext(f"{ATOM}published")),
+            "content": entry.findtext(f"{ATOM}content") or "",
+            "ref": reply.get("ref"),
+        })
+    expected_comments = [
+        (post, comment) for post in expected_posts for comment in post["comments"]
+    ]
+    assert len(comments) == len(expected_comments)
+    for post, comment in expected_comments:
+        matches = [c for c in comments if comment["text_snippet"] in c["content"]]
+        assert len(matches) == 1, comment
+        found = matches[0]
+        assert found["author"] == comment["author"]
+        assert found["published"] == utc(comment["published_utc"])
+        if comment["in_reply_to"] == "post":
+            # Comments of the re-post join the canonical post's thread.
+            assert found["ref"] == entry_ids[post["title"]]
+        else:
+            answered = next(c for c in comments if c["author"] == comment["in_reply_to"]
+                            and c["ref"] == entry_ids[post["title"]])
+            assert found["ref"] == answered["id"]
+    joost = next(c for c in comments if c["author"] == "Joost")
+    assert joost["ref"] == open_source
+
+    # Languages: detected per entry.
+    for code in ("nl", "de", "en"):
+        lang_titles = {e.title for e in parsed(feeds / "lang" / f"{code}.atom").entries}
+        wanted = {p["title"] for p in expected_posts if p["language"] == code}
+        assert lang_titles == wanted, code
+
+    # Topics: keyword rules over title, content and categories.
+    def topic(slug: str) -> set[str]:
+        return {e.title for e in parsed(feeds / "topics" / f"{slug}.atom").entries}
+
+    assert "Open source dringt door in marketing" in topic("open-source-marketing")
+    assert "De marketeer wordt slechts facilitator!" in topic("open-source-marketing")
+    assert "Help, de consument praat terug" not in topic("open-source-marketing")
+    assert "Help, de consument praat terug" in topic("consumer-generated-media")
+    assert "Twee trends om in 2013 in de gaten te houden" in topic("social-media")
+    assert "33: Martin Oetting über Marketing im Internet-Zeitalter" in topic("social-media")
+
+    # The other formats carry the same posts.
+    rss = parsed(feeds / "all.rss")
+    assert sorted(e.title for e in rss.entries) == sorted(titles)
+    json_feed = json.loads((feeds / "all.json").read_text("utf-8"))
+    assert json_feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert sorted(item["title"] for item in json_feed["items"]) == sorted(titles)
+    assert {item["id"] for item in json_feed["items"]} == set(entry_ids.values())
+    assert (feeds / "sources.opml").exists() and (feeds / "index.html").exists()
+
+    # A second pass sends conditional requests, gets 304s and changes nothing.
+    mtimes = {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()}
+    blog.reset()
+    second = run_cli(config, "fetch", "--all", database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    assert blog.requests, "the second pass fetched nothing"
+    for request in blog.requests:
+        assert "if-none-match" in request.headers or "if-modified-since" in request.headers
+        assert request.status == 304, request.path
+    assert {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()} == mtimes
+    ids_again = {e.id for e in parsed(feeds / "all.atom").entries}
+    assert ids_again == set(entry_ids.values())
+
+
+def test_status_and_export_report_the_store(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog)
+    assert run_cli(config, "fetch", database_url=database_url).returncode == 0
+    status = run_cli(config, "status", "--json", database_url=database_url)
+    assert status.returncode == 0, status.stderr
+    rows = {row["name"]: row for row in json.loads(status.stdout)}
+    assert rows["marketingfacts"]["posts"] == 4
+    assert rows["marketingfacts"]["comments"] == 3
+    assert rows["videopodcast"]["comments"] == 10
+    assert rows["upstream"]["http_status"] == 200
+    assert all(row["health"] == "ok" for row in rows.values())
+
+    export = run_cli(config, "export", database_url=database_url)
+    assert export.returncode == 0, export.stderr
+    records = [json.loads(line) for line in export.stdout.splitlines()]
+    posts = [r for r in records if r["kind"] == "post"]
+    merged = [r for r in posts if len(r["appearances"]) == 2]
+    assert len(merged) == 1
+    assert {a["source"] for a in merged[0]["appearances"]} == {"marketingfacts", "upstream"}
+    assert merged[0]["comments"] == 3
+
+
+def test_check_config_names_the_broken_key(tmp_path: Path, blog: BlogServer) -> None:
+    config = write_config(tmp_path, blog)
+    assert run_cli(config, "check-config", database_url="sqlite://").returncode == 0
+    config.write_text(config.read_text("utf-8").replace('per_host = 4', 'per_host = "four"'))
+    result = run_cli(config, "check-config", database_url="sqlite://")
+    assert result.returncode == 2
+    assert "per_host" in result.stderr

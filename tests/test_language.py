@@ -1,0 +1,137 @@
+"""language: real Dutch and German from the seed pages, English, and what a hint may decide."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from aggregator import language
+from aggregator.language import (
+    LONG_TEXT_LETTERS,
+    SHORT_TEXT_LETTERS,
+    detect_language,
+    normalize_language,
+)
+
+SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+
+ENGLISH = [
+    "Marketing is changing fast now that customers build and promote products themselves. "
+    "Open source has entered the classic economy, and the author wonders whether the same "
+    "approach works for coffee, washing machines and cars.",
+    "Thanks for the write-up! I think the idea that a brand belongs to its customers is "
+    "exactly right, although most companies will find it very hard to give up control over "
+    "what is being said about them online.",
+]
+
+
+def seed_paragraphs(prefix: str) -> list[str]:
+    if not SEEDS.is_dir():
+        pytest.fail(f"seed pages not found at {SEEDS}: shared/ must sit next to the repository")
+    [path] = SEEDS.glob(f"{prefix}_*.txt")
+    paragraphs = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [p for p in paragraphs if sum(c.isalpha() for c in p) >= LONG_TEXT_LETTERS]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [("000", "nl"), ("001", "nl"), ("002", "nl"), ("003", "nl"), ("004", "de")],
+)
+def test_seed_paragraphs_win_over_the_declared_language(prefix: str, expected: str) -> None:
+    paragraphs = seed_paragraphs(prefix)
+    assert len(paragraphs) >= 2
+    for paragraph in paragraphs:
+        # A CMS left at its default declares "en-US" for a Dutch blog.
+        assert detect_language(paragraph, hint="en-US") == expected, paragraph
+        assert detect_language(paragraph) == expected, paragraph
+
+
+def test_english_is_recognized_against_a_dutch_hint() -> None:
+    for text in ENGLISH:
+        assert detect_language(text, hint="nl") == "en"
+
+
+def test_short_text_takes_the_hint() -> None:
+    # The model alone calls this English; the Dutch blog knows better.
+    title = "Open source dringt door in marketing"
+    assert len(title) < SHORT_TEXT_LETTERS
+    assert detect_language(title, hint="nl-NL") == "nl"
+    assert detect_language("Kommentar von Patrick T", hint="de_DE") == "de"
+
+
+def test_short_text_without_hint_is_given_only_when_the_model_is_sure() -> None:
+    assert detect_language("Twee trends om in 2013 in de gaten te houden") == "nl"
+    assert detect_language("Marketing") is None
+
+
+def test_medium_text_the_model_overrules_a_wrong_hint_when_sure() -> None:
+    text = (
+        "Deel je merk met fans, zij zijn evangelisten die hulp verdienen, maar het zijn geen "
+        "ambassadeurs in dienst van de onderneming."
+    )
+    letters = sum(c.isalpha() for c in text)
+    assert SHORT_TEXT_LETTERS <= letters < LONG_TEXT_LETTERS
+    assert detect_language(text, hint="de") == "nl"
+
+
+def test_medium_text_falls_back_to_the_hint_when_the_model_is_unsure() -> None:
+    # Names and a brand: no language the model can be sure of.
+    text = "Marco Derksen, Upstream, Marketingfacts, Arnhem Direct, Emerce, Change This, ING"
+    letters = sum(c.isalpha() for c in text)
+    assert SHORT_TEXT_LETTERS <= letters < LONG_TEXT_LETTERS
+    assert detect_language(text, hint="nl") == "nl"
+    assert detect_language(text, hint="de") == "de"
+
+
+def test_no_letters() -> None:
+    assert detect_language("27-05-2005 12:08 :-) 10408", hint=None) is None
+    assert detect_language("", hint=None) is None
+    assert detect_language("27-05-2005 12:08", hint="nl-BE") == "nl"
+
+
+def test_answers_are_two_letter_codes() -> None:
+    for text in [
+        "Bonjour à tous, merci pour cet article très intéressant sur le marketing.",
+        "¡Hola! Gracias por este artículo tan interesante sobre el marketing digital.",
+        "Dziękuję za ten bardzo ciekawy artykuł o marketingu internetowym i blogach.",
+    ]:
+        code = detect_language(text)
+        assert code is not None
+        assert len(code) == 2
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        ("nl-NL", "nl"), ("de_DE", "de"), ("en-us", "en"), ("EN", "en"), (" nl ", "nl"),
+        ("nld", "nl"), ("ger", "de"), ("eng", "en"), ("fr-CA", "fr"),
+        ("", None), (None, None), ("x-klingon", None), ("12", None), ("dutch", None),
+        ("zzz", None),
+    ],
+)  # fmt: skip
+def test_normalize_language(hint: str | None, expected: str | None) -> None:
+    assert normalize_language(hint) == expected
+
+
+def test_model_is_loaded_once_under_concurrent_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(language, "_identifier", None)
+    models: list[object] = []
+    answers: list[str | None] = []
+    start = threading.Barrier(6)
+    text = ENGLISH[0]
+
+    def first_use() -> None:
+        start.wait()
+        models.append(language._model())
+        answers.append(detect_language(text))
+
+    threads = [threading.Thread(target=first_use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(models) == 6
+    assert all(model is models[0] for model in models)
+    assert answers == ["en"] * 6
