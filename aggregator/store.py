@@ -465,7 +465,7 @@ class Store:
             # whichever copy we happened to fetch first. The id stays.
             if as_utc(entry.published) < as_utc(existing.published):  # type: ignore[operator]
                 existing.source_id = source.id  # type: ignore[assignment]
-                _apply_entry(existing, entry, topics_for(entry), now, updated=True)
+                _apply_entry(existing, entry, topics_for(entry), now, updated=False)
                 session.add(existing)
         else:
             entry_row = EntryRow(
