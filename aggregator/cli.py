@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from aggregator import __version__
 from aggregator.config import Config, load_config, resolve_config_path
@@ -29,6 +30,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def say(message: str) -> None:
+    """Print user data literally: names and URLs may contain rich markup brackets."""
+    console.print(Text(message), highlight=False)
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -67,7 +77,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AggregatorError as error:
-            err_console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            err_console.print(Text("error: ", style="bold red") + Text(str(error)),
+                              highlight=False)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -159,7 +170,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
         table.add_column(column, overflow="fold")
     for outcome in sorted(report.outcomes, key=lambda o: o.name):
         r = outcome.report
-        table.add_row(
+        _add_row(table,
             outcome.name, outcome.result, str(outcome.http_status or "-"), str(r.new_posts),
             str(r.updated_posts + r.updated_comments), str(r.merged_posts),
             str(r.new_comments), str(outcome.comment_feeds), f"{outcome.seconds:.2f}",
@@ -167,8 +178,8 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
         )
     console.print(table)
     if not report.outcomes:
-        console.print("No source was due. Use --all to fetch every source now.")
-    console.print(f"Published {len(report.published)} changed file(s) "
+        say("No source was due. Use --all to fetch every source now.")
+    say(f"Published {len(report.published)} changed file(s) "
                   f"to {config.aggregator.feeds_dir}")
 
 
@@ -184,7 +195,7 @@ def publish(state: State) -> None:
         changed = aggregator.publish()
     finally:
         aggregator.close()
-    console.print(f"Published {len(changed)} changed file(s) to "
+    say(f"Published {len(changed)} changed file(s) to "
                   f"{state.config.aggregator.feeds_dir}")
 
 
@@ -263,7 +274,7 @@ def status(state: State, as_json: bool) -> None:
                    "next check", "last error"):
         table.add_column(column, overflow="fold")
     for source, row, health in records:
-        table.add_row(
+        _add_row(table,
             source.name, health,
             _ago(row.last_fetch_at, now) if row else "never",
             str(row.last_status or "-") if row else "-",
@@ -281,7 +292,7 @@ def status(state: State, as_json: bool) -> None:
 def check_config(state: State) -> None:
     """Validate config.toml and say what is wrong, if anything."""
     config = state.config
-    console.print(f"{config.path}: OK ({len(config.sources)} sources, "
+    say(f"{config.path}: OK ({len(config.sources)} sources, "
                   f"{len(config.topics)} topics)")
 
 
@@ -302,7 +313,7 @@ def sources_list(state: State) -> None:
     for column in ("name", "url", "language", "topics", "comments", "enabled"):
         table.add_column(column, overflow="fold")
     for source in state.config.sources:
-        table.add_row(source.name, source.url, source.language or "-",
+        _add_row(table, source.name, source.url, source.language or "-",
                       ", ".join(source.topics) or "-", "yes" if source.comments else "no",
                       "yes" if source.enabled else "no")
     console.print(table)
@@ -324,7 +335,7 @@ def sources_add(state: State, url: str, name: str | None, topics: tuple[str, ...
 
     source = add_source(state.path, url, name=name, topics=topics, language=language,
                         comments=not no_comments, enabled=not disabled)
-    console.print(f"Added source {source.name!r} ({source.url}) to {state.path}")
+    say(f"Added source {source.name!r} ({source.url}) to {state.path}")
 
 
 @sources.command("remove")
@@ -336,7 +347,7 @@ def sources_remove(state: State, name: str) -> None:
     from aggregator.config_edit import remove_source
 
     source = remove_source(state.path, name)
-    console.print(f"Removed source {source.name!r} from {state.path}")
+    say(f"Removed source {source.name!r} from {state.path}")
 
 
 @sources.command("enable")
@@ -348,7 +359,7 @@ def sources_enable(state: State, name: str) -> None:
     from aggregator.config_edit import set_source_enabled
 
     set_source_enabled(state.path, name, True)
-    console.print(f"Enabled source {name!r} in {state.path}")
+    say(f"Enabled source {name!r} in {state.path}")
 
 
 @sources.command("disable")
@@ -360,7 +371,7 @@ def sources_disable(state: State, name: str) -> None:
     from aggregator.config_edit import set_source_enabled
 
     set_source_enabled(state.path, name, False)
-    console.print(f"Disabled source {name!r} in {state.path}")
+    say(f"Disabled source {name!r} in {state.path}")
 
 
 # ---------------------------------------------------------------------- opml, export
@@ -413,7 +424,7 @@ def opml_import(state: State, file: Path, topics: tuple[str, ...]) -> None:
         known_urls.add(source.url)
         known_names.add(source.name)
         added += 1
-    console.print(f"Imported {added} source(s) into {state.path}")
+    say(f"Imported {added} source(s) into {state.path}")
 
 
 @cli.command("export")

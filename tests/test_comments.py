@@ -1,0 +1,188 @@
+"""Following comment feeds: only when the count changed, only for recent posts,
+site-wide comment feeds, and nothing unsafe republished from a hostile post."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+from blogserver import SEEDBLOGS, BlogServer
+from test_end_to_end import write_config
+
+from aggregator.config import load_config
+from aggregator.pipeline import Aggregator, PassReport, make_parse_executor
+
+POST_FEED = "/marketingfacts/feed/"
+OPEN_SOURCE_COMMENTS = "/marketingfacts/2005/05/open-source-dringt-door-in-marketing/feed/"
+THIRD_COMMENT = """	<item>
+		<title>Door: Lotte</title>
+		<link>{{BASE}}/marketingfacts/2005/05/open-source-dringt-door-in-marketing/#comment-2500</link>
+		<dc:creator><![CDATA[Lotte]]></dc:creator>
+		<pubDate>Mon, 20 Jun 2005 09:15:00 +0200</pubDate>
+		<guid isPermaLink="false">https://www.marketingfacts.nl/?p=1532#comment-2500</guid>
+		<description><![CDATA[Merkgemeenschappen werken alleen als het merk
+		echt durft los te laten.]]></description>
+	</item>
+</channel>"""
+
+
+@pytest.fixture
+def blog() -> Iterator[BlogServer]:
+    with BlogServer() as server:
+        yield server
+
+
+def run_pass(config_path: Path, database_url: str, **kwargs: object) -> PassReport:
+    async def go() -> PassReport:
+        config = load_config(config_path)
+        aggregator = Aggregator(config, executor=make_parse_executor(0))
+        try:
+            report = await aggregator.fetch_pass(force=True, **kwargs)  # type: ignore[arg-type]
+            report.published = await asyncio.to_thread(aggregator.publish)
+            return report
+        finally:
+            await aggregator.aclose()
+            aggregator.close()
+
+    import os
+
+    os.environ["AGGREGATOR_DATABASE_URL"] = database_url
+    try:
+        return asyncio.run(go())
+    finally:
+        del os.environ["AGGREGATOR_DATABASE_URL"]
+
+
+def fixture(path: str) -> str:
+    manifest = json.loads((SEEDBLOGS / "manifest.json").read_text("utf-8"))
+    return (SEEDBLOGS / manifest["documents"][path]["file"]).read_text("utf-8")
+
+
+def test_comment_feed_refetched_only_when_its_count_changes(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    run_pass(config, database_url)
+    first_requests = {r.route for r in blog.requests}
+    assert OPEN_SOURCE_COMMENTS in first_requests
+
+    # The post now declares 3 comments and its comment feed has a third one.
+    feed = fixture(POST_FEED)
+    marker = feed.index("<title>Open source dringt door in marketing</title>")
+    count_at = feed.index("<slash:comments>2</slash:comments>", marker)
+    feed = feed[:count_at] + "<slash:comments>3</slash:comments>" + feed[
+        count_at + len("<slash:comments>2</slash:comments>"):]
+    blog.set_route(POST_FEED, feed, content_type="application/rss+xml; charset=UTF-8")
+    comments = fixture(OPEN_SOURCE_COMMENTS).replace("</channel>", THIRD_COMMENT)
+    blog.set_route(OPEN_SOURCE_COMMENTS, comments,
+                   content_type="application/rss+xml; charset=UTF-8")
+    blog.reset()
+    report = run_pass(config, database_url)
+    fetched = [r.route for r in blog.requests]
+    # The post feed, and of the four comment feeds only the one whose count changed.
+    assert sorted(fetched) == sorted([POST_FEED, OPEN_SOURCE_COMMENTS])
+    assert sum(o.report.new_comments for o in report.outcomes) == 1
+    published = feedparser.parse((tmp_path / "feeds" / "comments.atom").read_bytes())
+    lotte = [e for e in published.entries if e.get("author") == "Lotte"]
+    assert len(lotte) == 1
+    assert lotte[0].published.startswith("2005-06-20T07:15:00")
+
+
+def test_old_posts_comment_feeds_are_left_alone(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    config.write_text(config.read_text("utf-8").replace("comments_days = 36500",
+                                                        "comments_days = 0"))
+    report = run_pass(config, database_url)
+    assert {r.route for r in blog.requests} == {POST_FEED}
+    assert sum(o.report.new_comments for o in report.outcomes) == 0
+
+
+def test_site_wide_comment_feed_threads_under_posts(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    site_feed = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel>
+  <title>Reacties voor Marketingfacts</title>
+  <link>{{BASE}}/marketingfacts/</link>
+  <description>Alle reacties</description>
+  <item>
+    <title>Reactie op Help, de consument praat terug door Sanne</title>
+    <link>{{BASE}}/marketingfacts/2008/02/help-de-consument-praat-terug/#comment-9001</link>
+    <dc:creator>Sanne</dc:creator>
+    <pubDate>Wed, 13 Feb 2008 10:00:00 +0100</pubDate>
+    <guid isPermaLink="false">https://www.marketingfacts.nl/?p=7410#comment-9001</guid>
+    <description>Terugpraten is precies wat merken nodig hebben.</description>
+  </item>
+  <item>
+    <title>Reactie op een verdwenen bericht door Piet</title>
+    <link>{{BASE}}/marketingfacts/2001/01/bestaat-niet/#comment-1</link>
+    <dc:creator>Piet</dc:creator>
+    <pubDate>Wed, 13 Feb 2008 11:00:00 +0100</pubDate>
+    <guid isPermaLink="false">https://www.marketingfacts.nl/?p=1#comment-1</guid>
+    <description>Dit bericht bestaat niet meer.</description>
+  </item>
+</channel>
+</rss>"""
+    blog.set_route("/marketingfacts/comments/feed/", site_feed,
+                   content_type="application/rss+xml; charset=UTF-8")
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    text = config.read_text("utf-8").replace(
+        'allow_private = true',
+        f'allow_private = true\ncomments_url = "{blog.url("/marketingfacts/comments/feed/")}"', 1)
+    config.write_text(text, "utf-8")
+    report = run_pass(config, database_url)
+    assert sum(o.report.orphan_comments for o in report.outcomes) == 1
+    feeds = tmp_path / "feeds"
+    posts = {e.title: e.id for e in feedparser.parse((feeds / "all.atom").read_bytes()).entries}
+    comments = feedparser.parse((feeds / "comments.atom").read_bytes()).entries
+    sanne = next(e for e in comments if e.get("author") == "Sanne")
+    assert sanne["thr_in-reply-to"]["ref"] == posts["Help, de consument praat terug"]
+    assert not any(e.get("author") == "Piet" for e in comments)
+
+
+def test_hostile_post_is_republished_safely(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    hostile = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Evil</title><link>{{BASE}}/evil/</link>
+<description>x</description>
+<item>
+  <title>&lt;script&gt;alert(1)&lt;/script&gt;Gratis &lt;/title&gt; ]]&gt; marketing</title>
+  <link>javascript:alert(1)</link>
+  <guid isPermaLink="false">evil-1</guid>
+  <pubDate>Tue, 05 Feb 2999 09:00:00 +0000</pubDate>
+  <description><![CDATA[<p onclick="steal()">Klik <a href="javascript:alert(2)">hier</a>
+  <img src="x" onerror="alert(3)"><script>alert(4)</script><style>body{}</style>
+  <form action="https://evil.example/"><input name="q"></form>
+  <iframe src="https://evil.example/"></iframe>
+  <a href="data:text/html,hi">data</a></p>]]></description>
+</item></channel></rss>"""
+    blog.set_route("/evil/feed/", hostile, content_type="application/rss+xml")
+    config = write_config(tmp_path, blog, sources=())
+    config.write_text(config.read_text("utf-8") + f"""
+[[sources]]
+name = "evil"
+url = "{blog.url('/evil/feed/')}"
+allow_private = true
+""", "utf-8")
+    run_pass(config, database_url)
+    feeds = tmp_path / "feeds"
+    for path in [*feeds.rglob("*.atom"), *feeds.rglob("*.rss"), *feeds.rglob("*.json"),
+                 feeds / "index.html", feeds / "sources.opml"]:
+        text = path.read_text("utf-8").lower()
+        # Escaped or not, none of these may survive into any output.
+        for bad in ("javascript:", "onclick", "onerror", "<form", "&lt;form", "<iframe",
+                    "&lt;iframe", "data:text/html", "steal()"):
+            assert bad not in text, (path, bad)
+        assert "<script" not in text and "&lt;script" not in text, path
+    entry = feedparser.parse((feeds / "all.atom").read_bytes()).entries[0]
+    assert "Gratis" in entry.title
+    # A date in the future is clamped to when we first saw the entry.
+    assert entry.published_parsed.tm_year < 2999

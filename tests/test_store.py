@@ -1,0 +1,167 @@
+"""The store on SQLite and PostgreSQL: identity, updates in place, merging, leases."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aggregator.config import SourceConfig
+from aggregator.normalize import normalize_entry
+from aggregator.store import SourceState, Store
+from aggregator.types import FetchResult, ParsedEntry, ParsedFeed, Validators
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+BODY = " ".join([
+    "Open source marketing geeft consumenten toegang tot de broncode van het merk en",
+    "maakt van fans evangelisten die meebouwen aan producten en campagnes.",
+] * 4)
+
+
+def parsed(guid: str | None, link: str | None, *, title: str = "Open source in marketing",
+           body: str = BODY, published: datetime | None = None) -> ParsedEntry:
+    return ParsedEntry(
+        guid=guid, link=link, title=title, content_html=f"<p>{body}</p>", summary_html="",
+        author="Marco", published=published or datetime(2005, 5, 27, 10, 8, tzinfo=UTC),
+        updated=None,
+    )
+
+
+def normalized(entry: ParsedEntry, feed_url: str = "https://a.example/feed/"):
+    feed = ParsedFeed(format="rss20", title="A", link=None, language="nl", entries=(entry,))
+    return normalize_entry(entry, kind="post", feed=feed, feed_url=feed_url,
+                           source_language="nl", first_seen=NOW)
+
+
+def fetched(url: str, etag: str | None = None) -> FetchResult:
+    return FetchResult(url=url, final_url=url, status=200, body=b"", headers={},
+                       validators=Validators(etag=etag))
+
+
+def ingest(store: Store, state: SourceState, *entries: ParsedEntry, etag: str | None = None):
+    feed = ParsedFeed(format="rss20", title=state.name, link=None, language="nl", entries=())
+    return store.ingest_source_feed(
+        state, owner="test", now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
+        entries=[normalized(e, state.fetch_url) for e in entries],
+        topics_for=lambda entry: (), follow_comments=True, site_comments_url=None,
+        next_check_at=NOW + timedelta(hours=1), body_hash="x",
+    )
+
+
+@pytest.fixture
+def store(database_url: str):
+    store = Store(database_url)
+    store.sync_sources([
+        SourceConfig(name="a", url="https://a.example/feed/"),
+        SourceConfig(name="b", url="https://b.example/feed/"),
+    ], NOW)
+    yield store
+    store.close()
+
+
+def claim(store: Store, name: str) -> SourceState:
+    [state] = store.claim_due(now=NOW, owner="test", lease=timedelta(minutes=5), names=[name],
+                              force=True)
+    return state
+
+
+def test_guid_identity_and_update_in_place(store: Store) -> None:
+    a = claim(store, "a")
+    report = ingest(store, a, parsed("p-1", "https://a.example/p1"), etag='"v1"')
+    assert report.new_posts == 1
+    # Seen again unchanged: nothing happens.
+    assert not ingest(store, claim(store, "a"), parsed("p-1", "https://a.example/p1")).changed
+    # Seen again edited: updated in place, still one post, newer `updated`.
+    edited = parsed("p-1", "https://a.example/p1", title="Open source in marketing (update)")
+    report = ingest(store, claim(store, "a"), edited)
+    assert (report.new_posts, report.updated_posts) == (0, 1)
+    posts, _, _ = store.published_entries(topics=[], max_entries=10)
+    assert [p.title for p in posts] == ["Open source in marketing (update)"]
+    assert posts[0].updated > posts[0].published
+
+
+def test_link_then_hash_identity_without_guid(store: Store) -> None:
+    a = claim(store, "a")
+    ingest(store, a, parsed(None, "https://a.example/p1"),
+           parsed(None, None, title="Geen link", body="Kort bericht zonder link."))
+    ingest(store, claim(store, "a"), parsed(None, "https://a.example/p1"),
+           parsed(None, None, title="Geen link", body="Kort bericht zonder link."))
+    assert store.counts() == {"post": 2}
+
+
+def test_same_guid_twice_in_one_document_is_one_entry(store: Store) -> None:
+    report = ingest(store, claim(store, "a"), parsed("dup", "https://a.example/p1"),
+                    parsed("dup", "https://a.example/p1", title="Second copy"))
+    assert report.new_posts == 1
+    assert store.counts() == {"post": 1}
+
+
+def test_cross_source_merge_by_canonical_url(store: Store) -> None:
+    ingest(store, claim(store, "a"), parsed("a-1", "https://www.a.example/2005/open-source/"))
+    # Another source links the same article with tracking parameters and http.
+    report = ingest(store, claim(store, "b"), parsed(
+        "b-9", "http://a.example/2005/open-source?utm_source=rss&utm_medium=feed",
+        title="Gastblog: Open source in marketing", body="Een heel andere samenvatting."))
+    assert report.merged_posts == 1 and report.new_posts == 0
+    records = [r for r in store.export_records() if r["kind"] == "post"]
+    assert len(records) == 1
+    assert [a["source"] for a in records[0]["appearances"]] == ["a", "b"]
+    assert {a["original_id"] for a in records[0]["appearances"]} == {"a-1", "b-9"}
+
+
+def test_different_articles_stay_apart(store: Store) -> None:
+    ingest(store, claim(store, "a"), parsed("a-1", "https://a.example/one"))
+    ingest(store, claim(store, "b"), parsed(
+        "b-1", "https://b.example/two", title="Iets anders",
+        body=" ".join(["Een ander artikel over merken en communities in Nederland."] * 8)))
+    assert store.counts() == {"post": 2}
+
+
+def test_validators_advance_with_the_entries(store: Store) -> None:
+    a = claim(store, "a")
+    ingest(store, a, parsed("p-1", "https://a.example/p1"), etag='"v7"')
+    again = claim(store, "a")
+    assert again.etag == '"v7"'
+
+
+def test_lease_keeps_other_workers_off(store: Store) -> None:
+    first = store.claim_due(now=NOW, owner="w1", lease=timedelta(minutes=5), names=["a", "b"])
+    second = store.claim_due(now=NOW, owner="w2", lease=timedelta(minutes=5), names=["a", "b"])
+    assert {s.name for s in first} == {"a", "b"} and second == []
+    # After the lease expires (the worker died) another worker takes over.
+    later = store.claim_due(now=NOW + timedelta(minutes=6), owner="w2",
+                            lease=timedelta(minutes=5), names=["a", "b"])
+    assert {s.name for s in later} == {"a", "b"}
+
+
+def test_concurrent_workers_make_one_row_per_entry(database_url: str) -> None:
+    stores = [Store(database_url) for _ in range(4)]
+    stores[0].sync_sources([SourceConfig(name="a", url="https://a.example/feed/")], NOW)
+    state = stores[0].claim_due(now=NOW, owner="t", lease=timedelta(minutes=1), names=["a"])[0]
+    entries = [parsed(f"p-{i}", f"https://a.example/p{i}", title=f"Post {i}",
+                      body=f"{BODY} {i}") for i in range(20)]
+    errors: list[BaseException] = []
+
+    def work(store: Store) -> None:
+        try:
+            ingest(store, state, *entries)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stores[0].counts() == {"post": 20}
+    for store in stores:
+        store.close()
+
+
+def test_nul_and_surrogates_are_stored(store: Store) -> None:
+    entry = parsed("nul-\x00-\ud800", "https://a.example/nul", title="Bad \x00 title \ud800")
+    ingest(store, claim(store, "a"), entry)
+    posts, _, _ = store.published_entries(topics=[], max_entries=10)
+    assert "\x00" not in posts[0].title and "\ud800" not in posts[0].title
