@@ -43,8 +43,10 @@ EXTENSION_NAME = "aggregator"
 class SourceFeed:
     """The feed an aggregated entry was copied from (for atom:source / RSS source)."""
 
-    #: The source's feed URL: atom:source/id and link rel="self".
+    #: The source's feed URL: link rel="self" (Atom), <source url> (RSS).
     feed_url: str
+    #: atom:source/id: the feed URL in canonical form.
+    feed_id: str
     title: str
     #: The blog's home page: link rel="alternate", if known.
     site_url: str | None
@@ -114,6 +116,9 @@ class AggregatorEntryExtension(BaseEntryExtension):
         self.language: str | None = None
 
     def extend_atom(self, entry):  # type: ignore[no-untyped-def]  # feedgen's hook
+        for broken in entry.findall("link"):
+            if broken.get("rel") is None:
+                entry.remove(broken)  # feedgen's copy, without rel/type
         if self.language:
             entry.set(f"{{{XML_NS}}}lang", self.language)
         for link in self.links:
@@ -146,7 +151,7 @@ class AggregatorEntryExtension(BaseEntryExtension):
         # feedgen writes Atom elements unqualified under a literal default
         # xmlns; qualified names here would make lxml invent an ns0: prefix.
         element = xml_elem("source", entry)
-        xml_elem("id", element).text = source.feed_url
+        xml_elem("id", element).text = source.feed_id
         xml_elem("title", element).text = source.title
         xml_elem("updated", element).text = source.updated.isoformat()
         xml_elem("link", element, rel="self", href=source.feed_url)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import string
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, urlsplit
 
 from aggregator.types import Appearance, PublishedEntry, SiteInfo
 
@@ -28,13 +29,25 @@ JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 
 #: The feed-level date of a feed without entries. Fixed, never now(): an
 #: unchanged input must give unchanged bytes, so files are not rewritten.
-EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
+#: Not the epoch: the W3C feed validator calls any date before 1990
+#: implausible, and some readers take 1970 for "no date".
+EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 
 # Characters XML 1.0 cannot carry at all (lxml refuses them), plus C0/C1
-# controls that are legal in places but only ever mean mis-decoded bytes.
-# Stripped from every output so all formats carry the same text.
-_NOT_TEXT = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# controls that are legal in places but only ever mean mis-decoded bytes,
+# and U+FFFD, which only ever marks bytes a decoder already lost (the W3C
+# validator reports it as "bad characters"). Stripped from every output so
+# all formats carry the same text.
+_NOT_TEXT = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffc\U00010000-\U0010ffff]")
 _SPACES = re.compile(r"\s+")
+
+# RFC 3986 characters that may stand as they are in a URI ("%" only before
+# two hex digits, "[" and "]" only around an IPv6 host).
+_URI_SAFE = frozenset(string.ascii_letters + string.digits + "-._~:/?#@!$&'()*+,;=")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_LONE_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
+_PERCENT_ESCAPE = re.compile("%([0-9A-Fa-f]{2})")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # --------------------------------------------------------------------------- shared view
@@ -43,6 +56,86 @@ _SPACES = re.compile(r"\s+")
 def clean_text(text: str | None) -> str:
     """``text`` without characters that XML 1.0 (and so any feed) cannot carry."""
     return _NOT_TEXT.sub("", text or "")
+
+
+def web_uri(url: str | None) -> str:
+    """``url`` as a URI (RFC 3987 §3.1): the same address, in ASCII only.
+
+    Feeds carry links exactly as blogs wrote them, and German or Dutch blogs
+    write "ü" or "|" in paths. RSS wants URLs (the W3C validator reports
+    InvalidFullLink), and readers in C or C++ hand hrefs to HTTP libraries
+    that expect ASCII. Non-ASCII characters and characters RFC 3986 does not
+    allow are percent-encoded as UTF-8 and an international host name gets
+    its IDNA form; existing escapes are kept, so a URI comes back unchanged.
+    """
+    text = clean_text(url).strip()
+    if all(char in _URI_SAFE for char in text) and not _LONE_PERCENT.search(text):
+        return text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return _escape_uri_part(text)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host = parts.hostname or ""
+    if host.isascii() or hostport.startswith("["):
+        netloc = _escape_uri_part(parts.netloc) if "[" not in hostport else parts.netloc
+    else:
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_host = _escape_uri_part(host)
+        netloc = ascii_host if port is None else f"{ascii_host}:{port}"
+        if at:
+            netloc = f"{_escape_uri_part(userinfo)}@{netloc}"
+    return SplitResult(
+        parts.scheme, netloc, _escape_uri_part(parts.path), _escape_uri_part(parts.query),
+        _escape_uri_part(parts.fragment),
+    ).geturl()
+
+
+def canonical_id(url: str | None) -> str:
+    """``url`` in the canonical form of RFC 3986 §6.2.2, for use as an atom:id.
+
+    Atom compares ids character by character, and the W3C validator warns
+    (NonCanonicalURI) about an id not in this form: lower-case scheme and
+    host, no default port, "/" for an empty path, escapes in upper case and
+    none for unreserved characters.
+    """
+    uri = web_uri(url)
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return uri
+    if not parts.scheme or not parts.netloc:
+        return uri
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo}@{netloc}"
+    return SplitResult(
+        scheme, netloc, _normal_escapes(parts.path) or "/", _normal_escapes(parts.query),
+        _normal_escapes(parts.fragment),
+    ).geturl()
+
+
+def _escape_uri_part(part: str) -> str:
+    escaped = _LONE_PERCENT.sub("%25", part)
+    return "".join(char if char in _URI_SAFE or char == "%" else quote(char, safe="")
+                   for char in escaped)
+
+
+def _normal_escapes(part: str) -> str:
+    def normal(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group(0).upper()
+
+    return _PERCENT_ESCAPE.sub(normal, part)
 
 
 def utc(moment: datetime) -> datetime:
@@ -104,7 +197,7 @@ def content_html(site: SiteInfo, entry: PublishedEntry) -> str:
     if not others:
         return content
     places = ", ".join(
-        f'<a href="{html.escape(clean_text(appearance.link), quote=True)}">'
+        f'<a href="{html.escape(web_uri(appearance.link), quote=True)}">'
         f"{html.escape(source_title(site, appearance.source))}</a>"
         for appearance in others
         if appearance.link
@@ -144,12 +237,15 @@ def render_json(
     language: str | None = None,
 ) -> bytes:
     """A JSON Feed 1.1 document of ``entries`` (in the given order), UTF-8."""
+    # Titles and names fall back as in Atom: JSON Feed requires a title, and
+    # an author object with an empty name says nothing.
+    site_title = clean_text(site.title).strip() or "aggregator"
     document: dict[str, Any] = {
         "version": JSONFEED_VERSION,
-        "title": clean_text(title),
-        "home_page_url": site.base_url,
-        "feed_url": site.base_url + path,
-        "authors": [{"name": clean_text(site.title), "url": site.base_url}],
+        "title": clean_text(title).strip() or site_title,
+        "home_page_url": web_uri(site.base_url),
+        "feed_url": canonical_id(site.base_url + path),
+        "authors": [{"name": site_title, "url": web_uri(site.base_url)}],
         "items": [_item(site, entry) for entry in entries],
     }
     if subtitle:
@@ -170,7 +266,7 @@ def _item(site: SiteInfo, entry: PublishedEntry) -> dict[str, Any]:
         "date_modified": rfc3339(entry.updated),
     }
     if entry.link:
-        item["url"] = entry.link
+        item["url"] = web_uri(entry.link)
     summary = plain_text(entry.summary_html)
     if summary:
         item["summary"] = summary

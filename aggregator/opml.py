@@ -15,7 +15,7 @@ from email.utils import format_datetime
 from lxml import etree
 
 from aggregator.errors import ParseError
-from aggregator.jsonfeed import clean_text, utc
+from aggregator.jsonfeed import clean_text, utc, web_uri
 from aggregator.types import SiteInfo, SourceInfo
 
 OPML_DOCS = "http://opml.org/spec2.opml"
@@ -61,6 +61,10 @@ def render_opml(
     for source in site.sources:
         if source.enabled or include_disabled:
             body.append(_outline(source))
+    if not len(body):
+        # OPML 2.0: <body> holds one or more outlines (the W3C validator
+        # reports an empty one as an error). Text only: no feed to import.
+        ET.SubElement(body, "outline", text="No sources yet")
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -70,7 +74,9 @@ def _outline(source: SourceInfo) -> ET.Element:
     outline = ET.Element("outline", type="rss", text=title, title=title,
                          xmlUrl=clean_text(source.feed_url))
     if source.site_url:
-        outline.set("htmlUrl", clean_text(source.site_url))
+        # htmlUrl must be a URL; xmlUrl stays as configured so that an
+        # export imports back to the very same source.
+        outline.set("htmlUrl", web_uri(source.site_url))
     if source.language:
         outline.set("language", clean_text(source.language))
     if source.topics:

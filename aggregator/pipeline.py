@@ -15,7 +15,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -151,8 +151,14 @@ class Aggregator:
             await self._fetcher.aclose()
             self._fetcher = None
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            # A worker stuck in a runaway parse must not hold up shutdown:
+            # the interpreter would otherwise join it at exit.
+            processes = list(getattr(executor, "_processes", {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
 
     def close(self) -> None:
         self.store.close()
@@ -308,7 +314,12 @@ class Aggregator:
             raise
         except AggregatorError as error:
             raise ParseError(str(error)) from error
-        except Exception as error:  # a worker that died or raised must not stop the pass
+        except BrokenExecutor as error:
+            # A worker died (killed, out of memory): start a fresh pool for the
+            # next parse; this feed is recorded as failed.
+            self._executor = None
+            raise ParseError(f"the parser process died on this feed ({error})") from error
+        except Exception as error:  # a worker that raised must not stop the pass
             raise ParseError(f"parsing failed: {type(error).__name__}: {error}") from error
 
     async def _record_error(

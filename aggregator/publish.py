@@ -27,6 +27,7 @@ from aggregator import feedgen_ext
 from aggregator.errors import PublishError
 from aggregator.feedgen_ext import InReplyTo, Link, Replies, SourceFeed
 from aggregator.jsonfeed import (
+    canonical_id,
     clean_text,
     content_html,
     entry_title,
@@ -36,6 +37,7 @@ from aggregator.jsonfeed import (
     source_title,
     thread_url,
     utc,
+    web_uri,
 )
 from aggregator.opml import render_opml
 from aggregator.page import LATEST_POSTS, render_index
@@ -127,7 +129,7 @@ def render_thread_atom(
     it answers, else the post).
     """
     path = thread_url(site, post.key).removeprefix(site.base_url)
-    post_page = [("text/html", clean_text(post.link))] if post.link else []
+    post_page = [("text/html", web_uri(post.link))] if post.link else []
     generator = _feed(
         site, "atom", path=path, title=f"Comments on: {entry_title(post)}",
         entries=newest_first(comments), subtitle=None, language=None,
@@ -148,7 +150,7 @@ def _sibling_formats(site: SiteInfo, path: str, own: FeedFormat) -> list[tuple[s
     stem, _, suffix = path.rpartition(".")
     if suffix != own:
         return []
-    return [(MEDIA_TYPES[other], f"{site.base_url}{stem}.{other}")
+    return [(MEDIA_TYPES[other], canonical_id(f"{site.base_url}{stem}.{other}"))
             for other in ("atom", "rss", "json") if other != own]
 
 
@@ -165,19 +167,22 @@ def _feed(
     updated_floor: PublishedEntry | None = None,
 ) -> FeedGenerator:
     feed = FeedGenerator()
-    self_url = clean_text(site.base_url + path)
+    # The id is compared character by character, so it is in canonical form;
+    # the validator finds the self link equal to the document's address.
+    self_url = canonical_id(site.base_url + path)
+    home_url = web_uri(site.base_url)
     site_title = clean_text(site.title) or GENERATOR
     feed.id(self_url)
     feed.title(clean_text(title) or site_title)
     newest = feed_updated([*entries, *([updated_floor] if updated_floor else [])])
     feed.updated(newest)
-    feed.author(name=site_title, uri=clean_text(site.base_url))
+    feed.author(name=site_title, uri=home_url)
     feed.link(href=self_url, rel="self", type=MEDIA_TYPES[kind])
     for media_type, href in alternates:
         feed.link(href=href, rel="alternate", type=media_type)
     if not any(media_type == "text/html" for media_type, _ in alternates):
         # Last on purpose: feedgen makes the last link the RSS <channel><link>.
-        feed.link(href=clean_text(site.base_url), rel="alternate", type="text/html")
+        feed.link(href=home_url, rel="alternate", type="text/html")
     if kind == "atom":
         feed.generator(GENERATOR, version=clean_text(site.generator_version))
         if subtitle:
@@ -210,21 +215,30 @@ def _add_entry(
     item.updated(utc(entry.updated))
     item.published(utc(entry.published))
 
+    link = web_uri(entry.link)
     summary = clean_text(entry.summary_html).strip()
-    # Content is never empty when there is a summary: RSS would otherwise
-    # get an empty content:encoded next to the summary.
-    item.content(content_html(site, entry) or summary, type="html")
-    if summary and summary != clean_text(entry.content_html).strip():
+    # Content falls back to the summary, so RSS never gets an empty
+    # content:encoded next to it; the summary is then not repeated.
+    content = content_html(site, entry).strip() or summary
+    if content:
+        item.content(content, type="html")
+    elif not link:
+        # RFC 4287 §4.1.1.1: an entry without an alternate link needs
+        # content, and the validator warns about a blank one.
+        item.content(entry_title(entry), type="text")
+    if summary and summary != content:
         item.summary(summary, type="html")
 
     links = []
-    if entry.link:
-        links.append(Link(href=clean_text(entry.link), rel="alternate", type="text/html"))
-        if kind == "rss":
-            item.link(href=clean_text(entry.link), rel="alternate")
+    if link:
+        links.append(Link(href=link, rel="alternate", type="text/html"))
+        # For Atom, feedgen only needs to know there is an alternate link
+        # (an entry without content must have one); the extension replaces
+        # feedgen's own rel-less copy of it.
+        item.link(href=link, rel="alternate")
     for appearance in other_appearances(entry):
         # rel="via": another place this (merged) entry was published.
-        links.append(Link(href=clean_text(appearance.link), rel="via", type="text/html",
+        links.append(Link(href=web_uri(appearance.link), rel="via", type="text/html",
                           title=source_title(site, appearance.source)))
     if entry.kind == "comment" and entry.post_key:
         links.append(Link(href=thread_url(site, entry.post_key), rel="related",
@@ -241,7 +255,7 @@ def _add_entry(
     categories = [{"term": term} for term in _unique(clean_text(c).strip()
                                                    for c in entry.categories)]
     categories += [
-        {"term": slug, "scheme": f"{clean_text(site.base_url)}topics/",
+        {"term": slug, "scheme": f"{web_uri(site.base_url)}topics/",
          "label": topic_titles.get(slug) or slug}
         for slug in _unique(clean_text(s) for s in entry.topics)
     ]
@@ -253,9 +267,10 @@ def _add_entry(
     source = entry.source
     source_name = clean_text(source.title) or clean_text(source.name)
     extension.source = SourceFeed(
-        feed_url=clean_text(source.feed_url),
+        feed_url=web_uri(source.feed_url),
+        feed_id=canonical_id(source.feed_url),
         title=source_name,
-        site_url=clean_text(source.site_url) or None,
+        site_url=web_uri(source.site_url) or None,
         updated=utc(entry.updated),
         # RFC 4287 §4.1.2: an entry needs an author; the blog it came from is
         # a truer one than the aggregator's feed-level author.
@@ -266,14 +281,14 @@ def _add_entry(
     if entry.kind == "post":
         extension.replies = Replies(
             feed_url=thread_url(site, entry.key),
-            page_url=clean_text(entry.link) or None,
+            page_url=link or None,
             count=entry.comment_count,
         )
     else:
         answered = clean_text(entry.in_reply_to_id or entry.post_id)
         if answered:
             extension.in_reply_to = InReplyTo(
-                ref=answered, href=clean_text(entry.in_reply_to_link) or None
+                ref=answered, href=web_uri(entry.in_reply_to_link) or None
             )
         if kind == "rss" and entry.post_key:
             # RSS has no thread relation; point at the post's comment feed.

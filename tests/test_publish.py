@@ -792,7 +792,8 @@ def test_an_empty_topic_still_gets_valid_feeds(tmp_path: Path) -> None:
     publish_all(tmp_path, make_site(), POSTS, COMMENTS)
     atom = read_feed((tmp_path / "topics/social-media.atom").read_bytes())
     assert atom.entries == [] and atom.feed.title == "Marketing feeds: Social media"
-    assert atom.feed.updated == "1970-01-01T00:00:00+00:00"
+    # Fixed (no now()), and after 1990: the W3C validator calls older dates implausible.
+    assert atom.feed.updated == "2000-01-01T00:00:00+00:00"
     rss = read_feed((tmp_path / "topics/social-media.rss").read_bytes())
     assert rss.entries == [] and rss.feed.description == "Posts about Social media"
     document = json.loads((tmp_path / "topics/social-media.json").read_bytes())
