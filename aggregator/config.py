@@ -38,6 +38,9 @@ class AggregatorSettings:
     feeds_dir: Path
     #: A contact URL for the User-Agent (defaults to base_url).
     contact: str
+    #: Posts published longer ago than this many days are pruned, with their
+    #: comments, and never come back; 0 keeps everything.
+    retention_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +528,7 @@ def normalize_database_url(url: str, base_dir: Path) -> str:
 # --------------------------------------------------------------------------- the whole file
 
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "aggregator": ("title", "base_url", "database", "feeds_dir", "contact"),
+    "aggregator": ("title", "base_url", "database", "feeds_dir", "contact", "retention_days"),
     "fetch": ("interval", "jitter", "concurrency", "per_host", "timeouts", "max_bytes",
               "max_redirects", "user_agent", "comments_days", "tick",
               "allow_short_intervals"),
@@ -662,10 +665,12 @@ def _read_aggregator(table: dict[str, Any], present: bool, server: ServerSetting
     feeds_dir = _under(base_dir, reader.string("feeds_dir", DEFAULT_FEEDS_DIR,
                                                example='"feeds"'))
     contact = reader.string("contact", base_url, example='"mailto:ops@example.com"')
+    retention_days = reader.integer("retention_days", 0, 0, None)
     if title is None or reader.failed:
         return None
     return AggregatorSettings(title=title, base_url=base_url, database=database,
-                              feeds_dir=feeds_dir, contact=contact)
+                              feeds_dir=feeds_dir, contact=contact,
+                              retention_days=retention_days)
 
 
 def _read_fetch(table: dict[str, Any], contact: str, problems: _Problems) -> FetchSettings:

@@ -69,7 +69,7 @@ def web_uri(url: str | None) -> str:
     its IDNA form; existing escapes are kept, so a URI comes back unchanged.
     """
     text = clean_text(url).strip()
-    if all(char in _URI_SAFE for char in text) and not _LONE_PERCENT.search(text):
+    if all(char in _URI_SAFE or char == "%" for char in text) and not _LONE_PERCENT.search(text):
         return text
     try:
         parts = urlsplit(text)

@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
@@ -42,6 +42,7 @@ from aggregator.types import (
     TopicInfo,
     Validators,
 )
+from aggregator.urls import same_site
 
 log = logging.getLogger("aggregator")
 
@@ -237,6 +238,7 @@ class Aggregator:
                 await self._record_error(source, state, error, interval, outcome)
                 outcome.seconds = time.monotonic() - started
                 return outcome
+            entries = _own_site_comment_feeds(entries, fetched.final_url, feed.link)
             when = self._next_check(now, interval, "ok", 0, fetched, feed.ttl_minutes)
             source_topics = source.topics
 
@@ -382,8 +384,20 @@ class Aggregator:
         self.store.set_meta("topic_rules", signature)
         return changed
 
+    def prune(self) -> int:
+        """Apply ``[aggregator] retention_days``; returns how many posts were removed."""
+        days = self.config.aggregator.retention_days
+        if not days:
+            return 0
+        removed = self.store.prune(published_before=now_utc() - timedelta(days=days))
+        if removed:
+            log.info("retention: removed %d post(s) published more than %d days ago",
+                     removed, days)
+        return removed
+
     def publish(self) -> list[Path]:
         """Write every output under feeds/; returns the files whose content changed."""
+        self.prune()
         self.refile_topics_if_rules_changed()
         posts, comments, languages = self.store.published_entries(
             topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
@@ -426,6 +440,21 @@ def make_parse_executor(workers: int | None = None) -> Executor:
         return ThreadPoolExecutor(max_workers=1)
     # spawn, not fork: the parent holds threads (SQLite, asyncio) that fork would copy.
     return ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+
+
+def _own_site_comment_feeds(
+    entries: list[NormalizedEntry], feed_url: str, site_url: str | None,
+) -> list[NormalizedEntry]:
+    """Drop comment-feed links that point away from the blog's own host."""
+    kept = []
+    for entry in entries:
+        if entry.comments_feed_url and not same_site(entry.comments_feed_url, feed_url,
+                                                     site_url):
+            log.info("not following comment feed %s: not on the blog's own site (%s)",
+                     entry.comments_feed_url, feed_url)
+            entry = replace(entry, comments_feed_url=None)
+        kept.append(entry)
+    return kept
 
 
 def _host(url: str) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, or_, text
+from sqlalchemy import event, func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -445,6 +445,8 @@ class Store:
         if appearance is not None:
             entry_row = session.get(EntryRow, appearance.entry_id)
             assert entry_row is not None
+            if entry_row.pruned:  # retention removed it: it stays removed
+                return entry_row
             if appearance.content_hash != entry.content_hash:
                 appearance.content_hash = entry.content_hash
                 appearance.link = entry.link
@@ -535,8 +537,14 @@ class Store:
                 or_(col(CommentFeedRow.post_entry_id).is_(None),
                     col(CommentFeedRow.post_first_seen) >= horizon),
             ).order_by(col(CommentFeedRow.id))).all()
+            pruned = set(session.exec(select(EntryRow.id).where(
+                col(EntryRow.id).in_({r.post_entry_id for r in rows if r.post_entry_id}),
+                EntryRow.pruned == True,  # noqa: E712
+            )))
             due = []
             for row in rows:
+                if row.post_entry_id in pruned:
+                    continue
                 if (row.post_entry_id is not None and row.last_fetch_at is not None
                         and row.declared_count is not None
                         and row.declared_count == row.fetched_for_count):
@@ -590,6 +598,8 @@ class Store:
                 if appearance.content_hash != entry.content_hash:
                     comment = session.get(EntryRow, appearance.entry_id)
                     assert comment is not None
+                    if comment.pruned:
+                        continue
                     appearance.content_hash = entry.content_hash
                     session.add(appearance)
                     _apply_entry(comment, entry, (), now, updated=True)
@@ -599,6 +609,8 @@ class Store:
             thread_post = post or self._post_for_site_comment(session, source, entry)
             if thread_post is None:
                 report.orphan_comments += 1
+                continue
+            if thread_post.pruned:
                 continue
             comment = EntryRow(
                 uid=entry_uid(source.url, "comment", entry.identity_key), kind="comment",
@@ -711,6 +723,31 @@ class Store:
                         raise
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------------ retention
+
+    def prune(self, *, published_before: datetime) -> int:
+        """Remove posts published before the cutoff, and their comments, for good.
+
+        The rows and appearances stay (content emptied) so that a feed still
+        carrying the entry does not bring it back.
+        """
+        cutoff = as_utc(published_before)
+        emptied = {
+            "pruned": True, "content_html": "", "summary_html": "", "text": "",
+            "categories": "[]", "topics": "[]",
+        }
+        with self._write_lock, Session(self.engine) as session:
+            post_ids = list(session.exec(select(EntryRow.id).where(
+                EntryRow.kind == "post", EntryRow.pruned == False,  # noqa: E712
+                col(EntryRow.published) < cutoff,
+            )))
+            for chunk in _chunks(post_ids, 500):
+                session.execute(update(EntryRow).where(
+                    or_(col(EntryRow.id).in_(chunk), col(EntryRow.post_id).in_(chunk)),
+                ).values(**emptied))
+            session.commit()
+        return len(post_ids)
+
     # ------------------------------------------------------------------ topics
 
     def refile_topics(self, classify: Callable[[EntryRow, str], tuple[str, ...]]) -> int:
@@ -718,7 +755,8 @@ class Store:
         changed = 0
         with self._write_lock, Session(self.engine) as session:
             names = {row.id: row.name for row in session.exec(select(SourceRow))}
-            for row in session.exec(select(EntryRow).where(EntryRow.kind == "post")):
+            for row in session.exec(select(EntryRow).where(
+                    EntryRow.kind == "post", EntryRow.pruned == False)):  # noqa: E712
                 topics = json.dumps(list(classify(row, names.get(row.source_id, ""))))
                 if topics != row.topics:
                     row.topics = topics
@@ -740,7 +778,9 @@ class Store:
         with Session(self.engine) as session:
             languages = sorted(
                 lang for lang in session.exec(
-                    select(EntryRow.language).where(EntryRow.kind == "post").distinct()
+                    select(EntryRow.language).where(
+                        EntryRow.kind == "post", EntryRow.pruned == False,  # noqa: E712
+                    ).distinct()
                 ) if lang
             )
             post_rows: dict[int, EntryRow] = {}
@@ -752,14 +792,14 @@ class Store:
                 ):
                     post_rows[row.id] = row
 
-            base = select(EntryRow).where(EntryRow.kind == "post")
+            base = select(EntryRow).where(EntryRow.kind == "post", EntryRow.pruned == False)  # noqa: E712
             newest(base)
             for slug in topics:
                 newest(base.where(col(EntryRow.topics).contains(json.dumps(slug))))
             for language in languages:
                 newest(base.where(EntryRow.language == language))
             comment_rows = list(session.exec(
-                select(EntryRow).where(EntryRow.kind == "comment")
+                select(EntryRow).where(EntryRow.kind == "comment", EntryRow.pruned == False)  # noqa: E712
                 .order_by(col(EntryRow.published).desc(), col(EntryRow.id).desc())
                 .limit(max_entries)
             ))
@@ -773,10 +813,11 @@ class Store:
         with Session(self.engine) as session:
             post = session.exec(select(EntryRow).where(
                 EntryRow.uid == key, EntryRow.kind == "post")).first()
-            if post is None:
+            if post is None or post.pruned:
                 return None
             comment_rows = list(session.exec(
-                select(EntryRow).where(EntryRow.post_id == post.id)
+                select(EntryRow).where(EntryRow.post_id == post.id,
+                                       EntryRow.pruned == False)  # noqa: E712
                 .order_by(col(EntryRow.published), col(EntryRow.id))
             ))
             posts, comments = self._to_published(session, [post], comment_rows)
@@ -805,7 +846,8 @@ class Store:
         for chunk in _chunks(post_ids, 500):
             for post_id, count in session.exec(
                 select(EntryRow.post_id, func.count()).where(
-                    col(EntryRow.post_id).in_(chunk)).group_by(EntryRow.post_id)
+                    col(EntryRow.post_id).in_(chunk), EntryRow.pruned == False,  # noqa: E712
+                ).group_by(EntryRow.post_id)
             ):
                 counts[post_id] = count
 
@@ -879,6 +921,7 @@ class Store:
                 if not rows:
                     return
                 last_id = rows[-1].id or last_id
+                rows = [row for row in rows if not row.pruned]
                 ids = [row.id for row in rows]
                 appearances: dict[int, list[AppearanceRow]] = {}
                 for appearance in session.exec(select(AppearanceRow).where(
@@ -886,7 +929,8 @@ class Store:
                     appearances.setdefault(appearance.entry_id, []).append(appearance)
                 counts = dict(session.exec(
                     select(EntryRow.post_id, func.count())
-                    .where(col(EntryRow.post_id).in_(ids)).group_by(EntryRow.post_id)).all())
+                    .where(col(EntryRow.post_id).in_(ids), EntryRow.pruned == False)  # noqa: E712
+                    .group_by(EntryRow.post_id)).all())
                 uids = {row.id: row.uid for row in session.exec(select(EntryRow).where(
                     col(EntryRow.id).in_({r.parent_id for r in rows if r.parent_id}
                                          | {r.post_id for r in rows if r.post_id})))}

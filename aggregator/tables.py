@@ -123,6 +123,9 @@ class EntryRow(SQLModel, table=True):
     comment_count_declared: int | None = None
     #: Plain text kept for re-filing topics without re-parsing HTML.
     text: str = Field(default="", sa_type=Text)
+    #: Removed by retention: content dropped, never published again; the row
+    #: and its appearances stay so the entry is recognised and not re-added.
+    pruned: bool = Field(default=False)
 
 
 class AppearanceRow(SQLModel, table=True):

@@ -167,3 +167,28 @@ def canonical_url(url: str) -> str | None:
         return None
     netloc = host if port is None or port in _DEFAULT_PORTS else f"{host}:{port}"
     return f"https://{netloc}{_canonical_path(parts.path)}{_canonical_query(parts.query)}"
+
+
+def _site_host(url: str | None) -> str | None:
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.lower().rstrip(".")
+    for prefix in ("www.", "m."):
+        if host.startswith(prefix):
+            host = host[len(prefix):]
+    return host
+
+
+def same_site(url: str | None, *site_urls: str | None) -> bool:
+    """Is ``url`` on the same host as one of ``site_urls`` (``www.``/``m.`` aside)?
+
+    A blog's feed may name comment feeds anywhere; we only follow those on
+    the blog's own host (its feed URL or its home page), so a feed cannot
+    point us at somebody else's server.
+    """
+    host = _site_host(url)
+    return host is not None and any(host == _site_host(site) for site in site_urls)
