@@ -148,7 +148,8 @@ def normalize_entry(
     text = f"{title} {body_text}" if body_text else title
 
     author = clean_text(entry.author, MAX_AUTHOR_LENGTH) or None
-    published = _plausible(entry.published or entry.updated, first_seen) or first_seen
+    stated = _plausible(entry.published or entry.updated, first_seen)
+    published = stated or first_seen
     updated = _plausible(entry.updated, first_seen)
 
     return NormalizedEntry(
@@ -172,4 +173,5 @@ def normalize_entry(
         comment_count=_comment_count(entry.comment_count),
         in_reply_to=_clean_id(entry.in_reply_to),
         in_reply_to_link=safe_url(entry.in_reply_to_link, feed_url),
+        dated=stated is not None,
     )

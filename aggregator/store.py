@@ -892,6 +892,8 @@ class Store:
             counts: dict[tuple[int, str], int] = {}
             for source_id, kind, count in session.exec(
                 select(AppearanceRow.source_id, AppearanceRow.kind, func.count())
+                .join(EntryRow, col(EntryRow.id) == AppearanceRow.entry_id)
+                .where(EntryRow.pruned == False)  # noqa: E712
                 .group_by(AppearanceRow.source_id, AppearanceRow.kind)
             ):
                 counts[(source_id, kind)] = count
@@ -964,7 +966,9 @@ class Store:
         with Session(self.engine) as session:
             return {
                 kind: count for kind, count in session.exec(
-                    select(EntryRow.kind, func.count()).group_by(EntryRow.kind))
+                    select(EntryRow.kind, func.count())
+                    .where(EntryRow.pruned == False)  # noqa: E712
+                    .group_by(EntryRow.kind))
             }
 
 
@@ -1060,7 +1064,8 @@ def _apply_entry(
     row.content_html = entry.content_html
     row.summary_html = entry.summary_html
     row.author = entry.author
-    row.published = as_utc(entry.published) or now
+    if not (updated and not entry.dated and row.published):
+        row.published = as_utc(entry.published) or now
     stated_update = as_utc(entry.updated)
     if updated:
         # An edit must move `updated` forward so readers notice it.

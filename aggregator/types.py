@@ -154,6 +154,9 @@ class NormalizedEntry:
     comment_count: int | None = None
     in_reply_to: str | None = None
     in_reply_to_link: str | None = None
+    #: False when the feed gave no usable date and ``published`` is the time
+    #: first seen: an update must then keep the date stored first.
+    dated: bool = True
 
 
 # --------------------------------------------------------------------------- publish

@@ -186,3 +186,20 @@ allow_private = true
     assert "Gratis" in entry.title
     # A date in the future is clamped to when we first saw the entry.
     assert entry.published_parsed.tm_year < 2999
+
+
+def test_comment_feed_on_another_site_is_not_fetched(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    port = blog.base_url.rsplit(":", 1)[1]
+    feed = fixture(POST_FEED).replace(
+        "<wfw:commentRss>{{BASE}}/marketingfacts/2005/05/",
+        f"<wfw:commentRss>http://localhost:{port}/elsewhere/2005/05/", 1)
+    assert "/elsewhere/" in feed
+    blog.set_route(POST_FEED, feed, content_type="application/rss+xml; charset=UTF-8")
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    run_pass(config, database_url)
+    routes = [r.route for r in blog.requests]
+    assert not any(route.startswith("/elsewhere/") for route in routes)
+    # The blog's own comment feeds are still followed.
+    assert sum(route.endswith("/feed/") for route in routes) == 4

@@ -165,3 +165,43 @@ def test_nul_and_surrogates_are_stored(store: Store) -> None:
     ingest(store, claim(store, "a"), entry)
     posts, _, _ = store.published_entries(topics=[], max_entries=10)
     assert "\x00" not in posts[0].title and "\ud800" not in posts[0].title
+
+
+def test_undated_entry_keeps_its_first_seen_date_when_edited(store: Store) -> None:
+    undated = ParsedEntry(guid="u-1", link="https://a.example/u1", title="Zonder datum",
+                          content_html="<p>Eerste versie.</p>", summary_html="",
+                          author=None, published=None, updated=None)
+    ingest(store, claim(store, "a"), undated)
+    [before] = store.published_entries(topics=[], max_entries=5)[0]
+    assert before.published == NOW
+    later = NOW + timedelta(days=3)
+    feed = ParsedFeed(format="rss20", title="a", link=None, language="nl", entries=())
+    edited = normalize_entry(
+        ParsedEntry(guid="u-1", link="https://a.example/u1", title="Zonder datum",
+                    content_html="<p>Tweede versie.</p>", summary_html="", author=None,
+                    published=None, updated=None),
+        kind="post", feed=feed, feed_url="https://a.example/feed/", source_language="nl",
+        first_seen=later)
+    state = claim(store, "a")
+    store.ingest_source_feed(
+        state, owner="test", now=later, fetch=fetched(state.fetch_url), feed=feed,
+        entries=[edited], topics_for=lambda entry: (), follow_comments=True,
+        site_comments_url=None, next_check_at=later, body_hash="y")
+    [after] = store.published_entries(topics=[], max_entries=5)[0]
+    assert after.published == NOW
+    assert after.updated == later
+
+
+def test_pruned_entries_do_not_come_back(store: Store) -> None:
+    post = parsed("old-1", "https://a.example/old", published=datetime(2005, 1, 1, tzinfo=UTC))
+    ingest(store, claim(store, "a"), post)
+    assert store.prune(published_before=datetime(2010, 1, 1, tzinfo=UTC)) == 1
+    assert store.counts() == {}
+    # The feed still carries it, edited even, and another blog re-posts it.
+    ingest(store, claim(store, "a"), parsed("old-1", "https://a.example/old", title="Edited",
+                                            published=datetime(2005, 1, 1, tzinfo=UTC)))
+    ingest(store, claim(store, "b"), parsed("b-old", "https://a.example/old?utm_source=x",
+                                            published=datetime(2005, 1, 2, tzinfo=UTC)))
+    assert store.counts() == {}
+    assert store.published_entries(topics=[], max_entries=10)[0] == []
+    assert list(store.export_records()) == []
