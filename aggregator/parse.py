@@ -30,7 +30,7 @@ __all__ = ["MAX_ENTRIES", "parse_feed"]
 
 #: Entries read from one document; the rest are dropped with a warning, so a
 #: hostile or broken feed cannot flood the store.
-MAX_ENTRIES = 10_000
+MAX_ENTRIES = 2_000
 
 # Only the prolog is inspected for DTD tricks; a feed's root starts long before.
 _PROLOG_BYTES = 64 * 1024
