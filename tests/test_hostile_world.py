@@ -41,7 +41,7 @@ GOOD = b"""<?xml version="1.0" encoding="UTF-8"?>
 def rss(items: str, *, encoding: str = "UTF-8", prolog: str = "") -> bytes:
     return (f'<?xml version="1.0" encoding="{encoding}"?>{prolog}<rss version="2.0"><channel>'
             f"<title>Hostile</title><link>http://127.0.0.1/h/</link><description>x</description>"
-            f"{items}</channel></rss>").encode("utf-8")
+            f"{items}</channel></rss>").encode()
 
 
 def item(title: str, guid: str = "g", body: str = "tekst") -> str:
@@ -224,7 +224,7 @@ def run_pass(config_path: Path, database_url: str) -> PassReport:
 def test_every_hostile_case_stays_with_its_source(
     tmp_path: Path, faults: FaultServer, database_url: str,
 ) -> None:
-    text = f"""[aggregator]
+    text = """[aggregator]
 title = "Hostile"
 base_url = "http://127.0.0.1:8080/"
 feeds_dir = "feeds"
@@ -233,7 +233,7 @@ allow_short_intervals = true
 interval = "1m"
 per_host = 16
 concurrency = 16
-timeouts = {{ connect = 2, read = 2, total = 4 }}
+timeouts = { connect = 2, read = 2, total = 4 }
 """
     for name in ["good", *CASES]:
         text += f"""
