@@ -15,10 +15,8 @@ import random
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from multiprocessing import get_context
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +26,7 @@ from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher
 from aggregator.normalize import normalize_entry
 from aggregator.parse import parse_feed
+from aggregator.parser_pool import ParserPool
 from aggregator.publish import publish_all
 from aggregator.schedule import next_check_at
 from aggregator.store import CommentFeedState, IngestReport, SourceState, Store
@@ -113,13 +112,13 @@ class Aggregator:
         *,
         store: Store | None = None,
         fetcher: Fetcher | None = None,
-        executor: Executor | None = None,
+        parser_pool: ParserPool | None = None,
         owner: str | None = None,
     ) -> None:
         self.config = config
         self.store = store or Store(config.aggregator.database)
         self._fetcher = fetcher
-        self._executor = executor
+        self._parser_pool = parser_pool
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._rng = random.Random()
         self._matcher = TopicMatcher(config.topics)
@@ -133,10 +132,10 @@ class Aggregator:
         return self._fetcher
 
     @property
-    def executor(self) -> Executor:
-        if self._executor is None:
-            self._executor = make_parse_executor()
-        return self._executor
+    def parser_pool(self) -> ParserPool:
+        if self._parser_pool is None:
+            self._parser_pool = make_parser_pool()
+        return self._parser_pool
 
     def reconfigure(self, config: Config) -> None:
         """Take a newly loaded config.toml into use (the daemon's hot reload)."""
@@ -151,17 +150,14 @@ class Aggregator:
         if self._fetcher is not None:
             await self._fetcher.aclose()
             self._fetcher = None
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            # A worker stuck in a runaway parse must not hold up shutdown:
-            # the interpreter would otherwise join it at exit.
-            processes = list(getattr(executor, "_processes", {}).values())
-            executor.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
+        if self._parser_pool is not None:
+            pool, self._parser_pool = self._parser_pool, None
+            await pool.aclose()
 
     def close(self) -> None:
+        if self._parser_pool is not None:
+            self._parser_pool.close()
+            self._parser_pool = None
         self.store.close()
 
     # ------------------------------------------------------------------ fetching
@@ -306,23 +302,17 @@ class Aggregator:
     async def _parse(
         self, fetched: FetchResult, kind: EntryKind, source: SourceConfig, now: datetime,
     ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
-        loop = asyncio.get_running_loop()
+        # Parsing runs in worker processes with a time and memory limit: a
+        # runaway document costs its own source a recorded error, nothing more.
         try:
-            return await loop.run_in_executor(
-                self.executor, parse_and_normalize, fetched.body, fetched.headers,
+            return await self.parser_pool.run(
+                parse_and_normalize, fetched.body, fetched.headers,
                 fetched.final_url, kind, source.language, now,
             )
         except ParseError:
             raise
         except AggregatorError as error:
             raise ParseError(str(error)) from error
-        except BrokenExecutor as error:
-            # A worker died (killed, out of memory): start a fresh pool for the
-            # next parse; this feed is recorded as failed.
-            self._executor = None
-            raise ParseError(f"the parser process died on this feed ({error})") from error
-        except Exception as error:  # a worker that raised must not stop the pass
-            raise ParseError(f"parsing failed: {type(error).__name__}: {error}") from error
 
     async def _record_error(
         self, source: SourceConfig, state: SourceState, error: AggregatorError,
@@ -433,13 +423,9 @@ def build_site_info(config: Config, store: Store, languages: Sequence[str] = ())
     )
 
 
-def make_parse_executor(workers: int | None = None) -> Executor:
-    """Parsing runs in worker processes so a slow parse never stalls the loop."""
-    count = workers if workers is not None else max(1, min(4, os.cpu_count() or 1))
-    if count == 0:
-        return ThreadPoolExecutor(max_workers=1)
-    # spawn, not fork: the parent holds threads (SQLite, asyncio) that fork would copy.
-    return ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+def make_parser_pool(workers: int | None = None) -> ParserPool:
+    """Worker processes for parsing; ``workers=0`` parses in a thread (tests only)."""
+    return ParserPool(workers, preload=("aggregator.pipeline",))
 
 
 def _own_site_comment_feeds(

@@ -14,7 +14,8 @@ from blogserver import SEEDBLOGS, BlogServer
 from test_end_to_end import write_config
 
 from aggregator.config import load_config
-from aggregator.pipeline import Aggregator, PassReport, make_parse_executor
+from aggregator.parser_pool import ParserPool
+from aggregator.pipeline import Aggregator, PassReport
 
 POST_FEED = "/marketingfacts/feed/"
 OPEN_SOURCE_COMMENTS = "/marketingfacts/2005/05/open-source-dringt-door-in-marketing/feed/"
@@ -39,7 +40,7 @@ def blog() -> Iterator[BlogServer]:
 def run_pass(config_path: Path, database_url: str, **kwargs: object) -> PassReport:
     async def go() -> PassReport:
         config = load_config(config_path)
-        aggregator = Aggregator(config, executor=make_parse_executor(0))
+        aggregator = Aggregator(config, parser_pool=ParserPool(0))
         try:
             report = await aggregator.fetch_pass(force=True, **kwargs)  # type: ignore[arg-type]
             report.published = await asyncio.to_thread(aggregator.publish)

@@ -16,7 +16,8 @@ from test_end_to_end import write_config
 
 from aggregator import __version__
 from aggregator.config import load_config
-from aggregator.pipeline import Aggregator, PassReport, make_parse_executor
+from aggregator.parser_pool import ParserPool
+from aggregator.pipeline import Aggregator, PassReport
 
 FEED = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Polite</title><link>{{BASE}}/polite/</link>
@@ -47,7 +48,7 @@ allow_private = true
 
 def run_pass(config_path: Path, database_url: str, *, force: bool = False) -> PassReport:
     async def go() -> PassReport:
-        aggregator = Aggregator(load_config(config_path), executor=make_parse_executor(0))
+        aggregator = Aggregator(load_config(config_path), parser_pool=ParserPool(0))
         try:
             return await aggregator.fetch_pass(force=force)
         finally:
