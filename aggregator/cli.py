@@ -28,8 +28,14 @@ from aggregator.errors import AggregatorError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    # Piped output (logs, CI) has no width; 80 columns would fold every table cell.
+    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def say(message: str) -> None:
@@ -166,7 +172,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
     report = asyncio.run(go())
     table = Table(title=f"Fetch pass: {len(report.outcomes)} source(s)")
     for column in ("source", "result", "HTTP", "new posts", "updated", "merged",
-                   "new comments", "comment feeds", "seconds", "error"):
+                   "new comments", "comment feeds", "s", "error"):
         table.add_column(column, overflow="fold")
     for outcome in sorted(report.outcomes, key=lambda o: o.name):
         r = outcome.report
