@@ -205,3 +205,34 @@ def test_pruned_entries_do_not_come_back(store: Store) -> None:
     assert store.counts() == {}
     assert store.published_entries(topics=[], max_entries=10)[0] == []
     assert list(store.export_records()) == []
+
+
+def test_http_to_https_move_is_taken_at_once_others_after_three(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        store.sync_sources([SourceConfig(name="h", url="http://h.example/feed/"),
+                            SourceConfig(name="o", url="https://o.example/feed/")], NOW)
+
+        def seen_redirect(name: str, target: str) -> SourceState:
+            state = claim(store, name)
+            moved = FetchResult(url=state.fetch_url, final_url=target, status=304, body=b"",
+                                headers={}, validators=Validators(),
+                                permanent_redirect=target)
+            store.record_source_unchanged(state.id, owner="test", now=NOW, fetch=moved,
+                                          next_check_at=NOW)
+            after = claim(store, name)
+            store.release(after.id, "test")
+            return after
+
+        assert seen_redirect("h", "https://h.example/feed/").fetch_url == \
+            "https://h.example/feed/"
+        assert seen_redirect("o", "https://new.example/feed/").fetch_url == \
+            "https://o.example/feed/"
+        assert seen_redirect("o", "https://new.example/feed/").fetch_url == \
+            "https://o.example/feed/"
+        assert seen_redirect("o", "https://new.example/feed/").fetch_url == \
+            "https://new.example/feed/"
+        assert {row.name: row.moved_to for row in store.status()}["o"] == \
+            "https://new.example/feed/"
+    finally:
+        store.close()
