@@ -119,7 +119,7 @@ class Aggregator:
         self.store = store or Store(config.aggregator.database)
         self._fetcher = fetcher
         self._parser_pool = parser_pool
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner or worker_name()
         self._rng = random.Random()
         self._matcher = TopicMatcher(config.topics)
 
@@ -177,17 +177,16 @@ class Aggregator:
         enabled = [s.name for s in config.sources if s.enabled]
         if names is not None:
             enabled = [name for name in enabled if name in set(names)]
-        claimed = await asyncio.to_thread(
-            self.store.claim_due, now=now, owner=self.owner, lease=LEASE,
-            names=enabled, force=force,
-        )
+        due = await asyncio.to_thread(
+            self.store.due_names, now=now, names=enabled, force=force)
         if on_claimed is not None:
-            on_claimed(len(claimed))
+            on_claimed(len(due))
         report = PassReport()
 
         async def one(state: SourceState) -> None:
             source = config.source(state.name)
             if source is None:
+                await asyncio.to_thread(self.store.release, state.id, self.owner)
                 return
             outcome = await self._fetch_source(source, state)
             report.outcomes.append(outcome)
@@ -195,12 +194,35 @@ class Aggregator:
             if progress is not None:
                 progress(outcome)
 
+        # Sources are leased a few at a time, as fetch slots free up, so a
+        # process killed mid-pass holds few leases (and those are recognised
+        # as dead by the next run on this machine).
+        slots = max(1, config.fetch.concurrency)
+        pending = list(due)
+        running: dict[asyncio.Task[None], SourceState] = {}
         try:
-            await asyncio.gather(*(one(state) for state in claimed))
+            while pending or running:
+                if pending and len(running) < slots:
+                    batch = pending[:slots - len(running)]
+                    del pending[:len(batch)]
+                    states = await asyncio.to_thread(
+                        self.store.claim_due, now=now, owner=self.owner, lease=LEASE,
+                        names=batch, force=force, stale_owner=owner_is_dead,
+                    )
+                    for state in states:
+                        running[asyncio.create_task(one(state))] = state
+                    continue
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    running.pop(task)
+                    task.result()
         finally:
             # A cancelled pass (shutdown) hands its leases back at once.
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             done = {outcome.name for outcome in report.outcomes}
-            for state in claimed:
+            for state in running.values():
                 if state.name not in done:
                     await asyncio.to_thread(self.store.release, state.id, self.owner)
         return report
@@ -426,6 +448,44 @@ def build_site_info(config: Config, store: Store, languages: Sequence[str] = ())
 def make_parser_pool(workers: int | None = None) -> ParserPool:
     """Worker processes for parsing; ``workers=0`` parses in a thread (tests only)."""
     return ParserPool(workers, preload=("aggregator.pipeline",))
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot), or "" if unknown.
+
+    Together with the pid it names one process for good: a pid reused after
+    a crash has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            # The command name (field 2) may hold spaces; fields after it are plain.
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def worker_name() -> str:
+    """This process as a lease owner: host, pid and process start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Is the lease holder a process on this machine that no longer runs?
+
+    Holders on other machines are never judged here: their leases expire.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return bool(started) and _process_start(pid) not in ("", started)
 
 
 def _own_site_comment_feeds(

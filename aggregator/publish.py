@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -437,7 +438,26 @@ def publish_all(
                if write_if_changed(target := _inside(root, relative), data)]
     changed += _remove_stale(root, "topics", topic_slugs)
     changed += _remove_stale(root, "lang", language_codes)
+    _remove_abandoned_temporaries(root)
     return changed
+
+
+#: A temporary file older than this was left by a publish that died (kill -9).
+_ABANDONED_AFTER_SECONDS = 600
+
+
+def _remove_abandoned_temporaries(root: Path) -> None:
+    """Delete ``.NAME.XXXX.tmp`` files that a killed publish left behind."""
+    cutoff = time.time() - _ABANDONED_AFTER_SECONDS
+    for folder in (root, root / "topics", root / "lang"):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.tmp"):
+            try:
+                if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue  # another publish may be renaming it right now
 
 
 def _remove_stale(root: Path, folder: str, keep: set[str]) -> list[Path]:

@@ -273,6 +273,21 @@ class Store:
             except IntegrityError:  # another worker inserted the same source
                 session.rollback()
 
+    def due_names(self, *, now: datetime, names: Iterable[str], force: bool = False) -> list[str]:
+        """The sources among ``names`` that are due (all with ``force``), most overdue first."""
+        wanted = list(names)
+        if not wanted:
+            return []
+        with Session(self.engine) as session:
+            query = select(SourceRow.name).where(
+                col(SourceRow.name).in_(wanted), SourceRow.gone == False)  # noqa: E712
+            if not force:
+                query = query.where(or_(
+                    col(SourceRow.next_check_at).is_(None),
+                    col(SourceRow.next_check_at) <= as_utc(now),
+                ))
+            return list(session.exec(query.order_by(col(SourceRow.next_check_at))))
+
     def claim_due(
         self,
         *,
@@ -281,11 +296,14 @@ class Store:
         lease: timedelta,
         names: Iterable[str],
         force: bool = False,
+        stale_owner: Callable[[str], bool] | None = None,
     ) -> list[SourceState]:
         """Lease the due sources among ``names`` (or all of them with ``force``).
 
         A lease keeps other workers off a source while it is fetched; it
-        expires by itself if the worker dies.
+        expires by itself if the worker dies. ``stale_owner`` tells whether a
+        lease holder is known to be dead (a killed process on this machine),
+        so its sources need not wait for the expiry.
         """
         now_n = as_utc(now)
         wanted = list(names)
@@ -294,9 +312,10 @@ class Store:
         with self._write_lock, Session(self.engine) as session:
             query = select(SourceRow).where(col(SourceRow.name).in_(wanted))
             query = query.where(SourceRow.gone == False)  # noqa: E712
-            query = query.where(or_(
-                col(SourceRow.lease_until).is_(None), col(SourceRow.lease_until) < now_n,
-            ))
+            if stale_owner is None:
+                query = query.where(or_(
+                    col(SourceRow.lease_until).is_(None), col(SourceRow.lease_until) < now_n,
+                ))
             if not force:
                 query = query.where(or_(
                     col(SourceRow.next_check_at).is_(None), col(SourceRow.next_check_at) <= now_n,
@@ -306,6 +325,10 @@ class Store:
                 query = query.with_for_update(skip_locked=True)
             claimed: list[SourceState] = []
             for row in session.exec(query):
+                leased = row.lease_until is not None and as_utc(row.lease_until) >= now_n
+                if leased and not (stale_owner is not None and row.lease_owner
+                                   and stale_owner(row.lease_owner)):
+                    continue
                 row.lease_owner = owner
                 row.lease_until = as_utc(now + lease)
                 session.add(row)

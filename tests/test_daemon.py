@@ -103,8 +103,9 @@ def test_run_serves_reloads_and_stops_cleanly(
         raw = httpx.get(f"{base}/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
         assert raw.headers.get("content-encoding") == "gzip"
         assert feedparser.parse(raw.content).entries  # httpx decoded it: it was valid gzip
+        # index.html is the last file of a publish: wait for it to be there.
+        wait_for(lambda: client.get(f"{base}/").status_code == 200, 10, "index.html")
         index = client.get(f"{base}/")
-        assert index.status_code == 200
         assert index.headers["x-content-type-options"] == "nosniff"
         assert "default-src 'none'" in index.headers["content-security-policy"]
         assert client.get(f"{base}/../config.toml").status_code == 404

@@ -934,3 +934,23 @@ def test_write_if_changed_reports_unwritable_places(tmp_path: Path) -> None:
     blocker.write_bytes(b"x")
     with pytest.raises(PublishError):
         write_if_changed(blocker / "inside" / "all.atom", b"data")
+
+
+def test_publish_removes_temporaries_a_killed_publish_left(tmp_path: Path) -> None:
+    import os
+    import time as clock
+
+    from aggregator.publish import publish_all as publish
+
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    old = feeds / ".all.atom.abc123.tmp"
+    old.write_bytes(b"<half")
+    os.utime(old, (clock.time() - 3600, clock.time() - 3600))
+    fresh = feeds / ".all.rss.def456.tmp"
+    fresh.write_bytes(b"<being written")
+    site = SiteInfo(title="T", base_url="http://127.0.0.1:8080/", generator_version="0",
+                    updated=datetime(2026, 1, 1, tzinfo=UTC))
+    publish(feeds, site, [], [])
+    assert not old.exists()
+    assert fresh.exists()  # may belong to a publish running right now
