@@ -107,13 +107,18 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool
 
 
 @cli.command()
+@click.option("--role", type=click.Choice(["all", "fetch", "serve"]), default="all",
+              show_default=True,
+              help="fetch: fetch and publish, no HTTP server; serve: HTTP server that "
+                   "publishes whenever another worker fetched something new; all: both.")
 @click.pass_obj
 @handle_errors
-def run(state: State) -> None:
+def run(state: State, role: str) -> None:
     """The daemon: fetch on schedule, publish, and serve, until SIGTERM/SIGINT."""
     from aggregator.daemon import Daemon
 
-    asyncio.run(Daemon(state.config).run())
+    asyncio.run(Daemon(state.config, serve=role in ("all", "serve"),
+                       fetch=role in ("all", "fetch")).run())
 
 
 @cli.command()
@@ -123,7 +128,7 @@ def serve(state: State) -> None:
     """The HTTP server alone (feeds, threads, /healthz), until SIGTERM/SIGINT."""
     from aggregator.daemon import Daemon
 
-    asyncio.run(Daemon(state.config, fetch=False).run())
+    asyncio.run(Daemon(state.config, fetch=False, publish=False).run())
 
 
 @cli.command()

@@ -9,7 +9,6 @@ sources and publishes when something changed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import signal
@@ -34,10 +33,14 @@ STOP_GRACE_SECONDS = 6.0
 class Daemon:
     """The long-running process: fetch on schedule, publish, serve."""
 
-    def __init__(self, config: Config, *, serve: bool = True, fetch: bool = True) -> None:
+    def __init__(self, config: Config, *, serve: bool = True, fetch: bool = True,
+                 publish: bool = True) -> None:
         self.config = config
         self.serve = serve
         self.fetch = fetch
+        #: Publish when any worker sharing the store changed content.
+        self.publish = publish
+        self._published_generation = -1
         self._config_digest = _digest(config.path)
         self._stop = asyncio.Event()
         self._tick_task: asyncio.Task[None] | None = None
@@ -60,7 +63,7 @@ class Daemon:
             if self.serve:
                 self.server = FeedServer(self.config, self.store)
                 await self.server.start()
-            if self.fetch:
+            if self.fetch or self.publish:
                 scheduler = AsyncIOScheduler(timezone=UTC)
                 scheduler.add_job(
                     self._start_tick, "interval", seconds=self.config.fetch.tick_seconds,
@@ -85,12 +88,11 @@ class Daemon:
             log.info("stopped")
 
     async def _start_tick(self) -> None:
-        # The tick runs as our own task so shutdown can cancel and await it.
+        # The tick runs as our own task, so shutdown can cancel and await it,
+        # and a pass longer than the tick interval simply skips the next ticks.
         if self._tick_task is not None and not self._tick_task.done():
             return
         self._tick_task = asyncio.create_task(self.tick())
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._tick_task)
 
     async def _finish_tick(self) -> None:
         task = self._tick_task
@@ -106,15 +108,23 @@ class Daemon:
 
     async def tick(self) -> None:
         """Reload config if edited, fetch due sources, publish if anything changed."""
-        assert self.aggregator is not None
+        assert self.aggregator is not None and self.store is not None
         try:
             self.reload_config()
-            report = await self.aggregator.fetch_pass()
-            if report.changed or self._needs_publish:
-                await asyncio.to_thread(self.aggregator.publish)
-                self._needs_publish = False
-                if self.server is not None:
-                    self.server.published()
+            if self.fetch:
+                report = await self.aggregator.fetch_pass()
+                if report.changed:
+                    # Tells every worker sharing the store (--role serve on
+                    # other machines too) that there is something to publish.
+                    await asyncio.to_thread(self.store.bump_content_generation)
+            if self.publish:
+                generation = await asyncio.to_thread(self.store.content_generation)
+                if self._needs_publish or generation != self._published_generation:
+                    await asyncio.to_thread(self.aggregator.publish)
+                    self._needs_publish = False
+                    self._published_generation = generation
+                    if self.server is not None:
+                        self.server.published()
         except asyncio.CancelledError:
             raise
         except AggregatorError as error:

@@ -408,7 +408,19 @@ class Aggregator:
         return removed
 
     def publish(self) -> list[Path]:
-        """Write every output under feeds/; returns the files whose content changed."""
+        """Write every output under feeds/; returns the files whose content changed.
+
+        When another worker is publishing into the same directory right now,
+        nothing is written here (it writes the same content anyway).
+        """
+        with self.store.publish_lock(self.config.aggregator.feeds_dir) as acquired:
+            if not acquired:
+                log.info("another worker is publishing to %s; skipped",
+                         self.config.aggregator.feeds_dir)
+                return []
+            return self._publish()
+
+    def _publish(self) -> list[Path]:
         self.prune()
         self.refile_topics_if_rules_changed()
         posts, comments, languages = self.store.published_entries(

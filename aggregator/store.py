@@ -7,16 +7,19 @@ The methods are synchronous; the async pipeline calls them in a thread.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, or_, text, update
+from sqlalchemy import Integer, Text, cast, event, func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -43,6 +46,8 @@ from aggregator.types import (
 #: Namespace of the uuid5 entry ids: fixed forever, so ids never change.
 ENTRY_ID_NAMESPACE = uuid.UUID("6f1c5a4e-2b7d-5e0a-9c43-61d1a8f0b2e7")
 
+#: pg_advisory_xact_lock key serializing schema creation across workers.
+SCHEMA_LOCK_KEY = 0x61677273  # "agrs"
 #: pg_advisory_xact_lock key serializing ingest transactions across workers.
 INGEST_LOCK_KEY = 0x61677265  # "agre"
 
@@ -202,7 +207,15 @@ class Store:
 
     def _migrate(self) -> None:
         """Create the schema, or check the one present is one we understand."""
-        SQLModel.metadata.create_all(self.engine)
+        if self.is_sqlite:
+            SQLModel.metadata.create_all(self.engine)
+        else:
+            # Workers starting together would race to create the same tables
+            # (and fail on PostgreSQL's catalog constraints): one at a time.
+            with self.engine.begin() as connection:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": SCHEMA_LOCK_KEY})
+                SQLModel.metadata.create_all(connection)
         with Session(self.engine) as session:
             row = session.get(MetaRow, "schema_version")
             if row is None:
@@ -238,6 +251,55 @@ class Store:
                 row.value = value
                 session.add(row)
             session.commit()
+
+    @contextlib.contextmanager
+    def publish_lock(self, feeds_dir: Path) -> Iterator[bool]:
+        """Hold the right to publish into ``feeds_dir``; yields False if another has it.
+
+        Several workers may share one store; exactly one of them publishes a
+        given feeds directory at a time. PostgreSQL: a session advisory lock
+        (works across machines); SQLite: an flock on a file in the directory.
+        """
+        if self.is_sqlite:
+            feeds_dir.mkdir(parents=True, exist_ok=True)
+            with open(feeds_dir / ".publish.lock", "a+b") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        key = int.from_bytes(hashlib.sha256(
+            b"publish\0" + str(feeds_dir.resolve()).encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as connection:
+            acquired = bool(connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+
+    def content_generation(self) -> int:
+        """A counter bumped whenever fetched content changed (any worker)."""
+        return int(self.get_meta("content_generation") or 0)
+
+    def bump_content_generation(self) -> None:
+        with self._write_lock, Session(self.engine) as session:
+            updated = session.execute(
+                update(MetaRow).where(MetaRow.key == "content_generation")
+                .values(value=cast(cast(MetaRow.value, Integer) + 1, Text)))
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                session.add(MetaRow(key="content_generation", value="1"))
+            try:
+                session.commit()
+            except IntegrityError:  # another worker created it first; theirs counts
+                session.rollback()
 
     # ------------------------------------------------------------------ sources
 
