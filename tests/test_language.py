@@ -9,8 +9,11 @@ import pytest
 
 from aggregator import language
 from aggregator.language import (
+    DETECTABLE_LANGUAGES,
     LONG_TEXT_LETTERS,
+    SAMPLE_CHARS,
     SHORT_TEXT_LETTERS,
+    SKIP_CHARS,
     detect_language,
     normalize_language,
 )
@@ -135,3 +138,95 @@ def test_model_is_loaded_once_under_concurrent_first_use(monkeypatch: pytest.Mon
     assert len(models) == 6
     assert all(model is models[0] for model in models)
     assert answers == ["en"] * 6
+
+
+# --------------------------------------------------------------------------- accuracy
+
+FIXTURES = Path(__file__).parent / "fixtures" / "language"
+#: What the issue asks of Dutch, German and English posts of 200+ characters.
+REQUIRED_ACCURACY = 0.98
+#: A wrong hint for each language, as a CMS left at its default declares it.
+WRONG_HINT = {"nl": "en-US", "de": "en", "en": "nl", "fr": "en", "es": "en", "it": "en"}
+
+
+def fixture_paragraphs(code: str) -> list[str]:
+    text = (FIXTURES / f"{code}.txt").read_text(encoding="utf-8")
+    return [" ".join(block.split()) for block in text.split("\n\n") if block.strip()]
+
+
+def accuracy(code: str, texts: list[str], hint: str | None) -> float:
+    right = sum(detect_language(text, hint=hint) == code for text in texts)
+    return right / len(texts)
+
+
+@pytest.mark.parametrize("code", ["nl", "de", "en"])
+def test_accuracy_on_marketing_paragraphs(code: str) -> None:
+    paragraphs = fixture_paragraphs(code)
+    assert len(paragraphs) >= 30
+    assert all(200 <= len(paragraph) <= 600 for paragraph in paragraphs)
+    assert accuracy(code, paragraphs, None) >= REQUIRED_ACCURACY
+    # A long text ignores a wrong hint.
+    assert accuracy(code, paragraphs, WRONG_HINT[code]) >= REQUIRED_ACCURACY
+    # The shortest post the requirement covers: the first 200 characters.
+    first_200 = [paragraph[:200] for paragraph in paragraphs]
+    assert accuracy(code, first_200, WRONG_HINT[code]) >= REQUIRED_ACCURACY
+
+
+@pytest.mark.parametrize("code", ["fr", "es", "it"])
+def test_other_european_blogs_keep_their_language(code: str) -> None:
+    paragraphs = fixture_paragraphs(code)
+    assert len(paragraphs) >= 5
+    assert accuracy(code, paragraphs, WRONG_HINT[code]) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("このブログでは、ソーシャルメディアを使ったマーケティングの最新の動向について、毎週わかりやすく"
+         "紹介しています。企業のブランド作りに役立つヒントも満載です。", "ja"),
+        ("В этом блоге мы каждую неделю рассказываем о новых тенденциях в маркетинге в социальных "
+         "сетях и о том, как компании строят свои бренды в интернете.", "ru"),
+        ("Este blog fala todas as semanas sobre as novas tendências do marketing nas redes sociais "
+         "e sobre como as empresas constroem as suas marcas na internet.", "pt"),
+    ],
+)  # fmt: skip
+def test_languages_beyond_europe_are_still_detected(text: str, expected: str) -> None:
+    assert detect_language(text, hint="nl") == expected
+
+
+def test_answers_come_from_the_detectable_languages_only() -> None:
+    # Snippets of Dutch and German are where the model, unrestricted, names
+    # a small neighbour (Afrikaans, Luxembourgish, Frisian): 14 of these.
+    model = language._model()
+    for code in ("nl", "de"):
+        for paragraph in fixture_paragraphs(code):
+            for start in range(0, len(paragraph) - 30, 15):
+                answer, _ = model.classify(paragraph[start : start + 30])
+                assert answer in DETECTABLE_LANGUAGES
+    assert {"af", "fy", "lb"}.isdisjoint(DETECTABLE_LANGUAGES)
+    assert {"nl", "de", "en", "fr", "es", "it", "pl", "ja", "zh", "ru"} <= DETECTABLE_LANGUAGES
+
+
+BYLINE = (
+    "Home » Blog » Marketing » Social Media Marketing Trends 2013 | "
+    "Posted by admin on March 3, 2013 | 12 Comments | "
+    "Filed under: SEO, Social Media, Content Marketing, B2B | Share on Facebook Tweet Share on "
+    "LinkedIn Pin it Email"
+)
+
+
+@pytest.mark.parametrize("code", ["nl", "de"])
+def test_a_title_and_byline_in_english_do_not_decide(code: str) -> None:
+    # Read from the start, 3 of these 22 posts would be taken for English.
+    paragraphs = fixture_paragraphs(code)
+    for first in range(0, len(paragraphs), 3):
+        post = BYLINE + " " + " ".join(paragraphs[first : first + 2])
+        assert detect_language(post, hint="en") == code, post[:300]
+
+
+def test_only_a_bounded_window_of_a_long_text_is_read() -> None:
+    dutch = " ".join(fixture_paragraphs("nl"))
+    assert len(dutch) > 7000
+    # What lies past the window cannot change the answer.
+    assert detect_language(dutch[: SAMPLE_CHARS + SKIP_CHARS + 20] + " " + "x" * 50_000) == "nl"
+    assert detect_language(dutch[:600] + " " + " ".join(fixture_paragraphs("en"))) == "nl"
