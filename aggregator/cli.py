@@ -455,5 +455,33 @@ def export(state: State, fmt: str) -> None:
         store.close()
 
 
+@cli.group()
+def duplicates() -> None:
+    """Inspect and correct merged duplicates."""
+
+
+@duplicates.command("split")
+@click.argument("entry_id", metavar="ID")
+@click.option("--source", "source_name", metavar="NAME",
+              help="The source whose copy to split off (needed when the post appeared at "
+                   "more than two sources).")
+@click.pass_obj
+@handle_errors
+def duplicates_split(state: State, entry_id: str, source_name: str | None) -> None:
+    """Undo a wrong merge: ID (urn:uuid:… from a feed or `export`) is split in two, for good."""
+    from aggregator.pipeline import Aggregator
+    from aggregator.store import public_id
+
+    aggregator = Aggregator(state.config)
+    try:
+        result = aggregator.store.split_duplicate(entry_id, source_name=source_name)
+        say(f"Split {entry_id}: the copy from the other source is now {public_id(result.new_uid)}"
+            f" ({result.moved_comments} comment(s) moved with it). They will not be merged "
+            "again.")
+        aggregator.publish()
+    finally:
+        aggregator.close()
+
+
 def main() -> None:
     cli(prog_name="aggregator")

@@ -19,12 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, Text, cast, event, func, or_, text, update
+from sqlalchemy import Integer, Text, cast, delete, event, func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from aggregator import dedupe_index
 from aggregator.config import SourceConfig
+from aggregator.dedupe import Copy, article_of, choose_canonical
 from aggregator.errors import StorageError
 from aggregator.tables import (
     SCHEMA_VERSION,
@@ -541,19 +543,32 @@ class Store:
                 if entry_row.source_id == source.id:
                     _apply_entry(entry_row, entry, topics_for(entry), now, updated=True)
                     session.add(entry_row)
+                    # An edit adds its keys; it never splits a merged group.
+                    dedupe_index.index_post(session, entry_row.id, entry)  # type: ignore[arg-type]
                     report.updated_posts += 1
             return entry_row
 
-        existing = self._find_duplicate_post(session, entry)
+        article = article_of(entry)
+        match = dedupe_index.find_duplicate(session, article, source_id=source.id)
+        existing = match.entry if match is not None else None
         if existing is not None:
             report.merged_posts += 1
             entry_row = existing
-            # The earliest copy is the original: it becomes what we publish,
-            # whichever copy we happened to fetch first. The id stays.
-            if as_utc(entry.published) < as_utc(existing.published):  # type: ignore[operator]
+            # The earliest original is what we publish, whichever copy we
+            # happened to fetch first; the published id never changes.
+            current = session.get(SourceRow, existing.source_id)
+            copies = [
+                Copy(as_utc(existing.published), existing.link,  # type: ignore[arg-type]
+                     (current.site_url, current.url) if current else (),
+                     as_utc(existing.first_seen)),
+                Copy(as_utc(entry.published), entry.link,  # type: ignore[arg-type]
+                     (source.site_url, source.url), now),
+            ]
+            if choose_canonical(copies) == 1:
                 existing.source_id = source.id  # type: ignore[assignment]
                 _apply_entry(existing, entry, topics_for(entry), now, updated=False)
                 session.add(existing)
+            dedupe_index.index_post(session, existing.id, article)  # type: ignore[arg-type]
         else:
             entry_row = EntryRow(
                 uid=entry_uid(source.url, "post", entry.identity_key), kind="post",
@@ -563,6 +578,7 @@ class Store:
             _apply_entry(entry_row, entry, topics_for(entry), now, updated=False)
             session.add(entry_row)
             session.flush()
+            dedupe_index.index_post(session, entry_row.id, article)  # type: ignore[arg-type]
             report.new_posts += 1
         session.add(AppearanceRow(
             entry_id=entry_row.id, source_id=source.id, kind="post", key_hash=khash,
@@ -572,20 +588,6 @@ class Store:
         ))
         session.flush()
         return entry_row
-
-    def _find_duplicate_post(self, session: Session, entry: NormalizedEntry) -> EntryRow | None:
-        """A canonical post that is the same article: same canonical URL or same body."""
-        conditions = []
-        if entry.canonical_url:
-            conditions.append(EntryRow.canonical_url == entry.canonical_url)
-        if entry.fingerprint:
-            conditions.append(EntryRow.fingerprint == entry.fingerprint)
-        if not conditions:
-            return None
-        return session.exec(
-            select(EntryRow).where(EntryRow.kind == "post", or_(*conditions))
-            .order_by(col(EntryRow.id)).limit(1)
-        ).first()
 
     def _upsert_comment_feed(
         self, session: Session, source_id: int | None, url: str, post_entry_id: int | None,
@@ -808,6 +810,28 @@ class Store:
                         raise
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------------ duplicates
+
+    def split_duplicate(
+        self, given_id: str, *, source_name: str | None = None, now: datetime | None = None,
+    ) -> dedupe_index.SplitResult:
+        """Undo a wrong merge for good: one source's copy becomes its own post again."""
+        with self._write_lock, Session(self.engine) as session:
+            post = dedupe_index.resolve_entry(session, given_id)
+            result = dedupe_index.split_entry(
+                session, post.id,  # type: ignore[arg-type]
+                dedupe_index.appearances_to_split(session, post.id,  # type: ignore[arg-type]
+                                                  source_name),
+                now=now,
+            )
+            session.commit()
+            return result
+
+    def uid_of(self, entry_id: int) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(EntryRow, entry_id)
+            return row.uid if row else None
+
     # ------------------------------------------------------------------ retention
 
     def prune(self, *, published_before: datetime) -> int:
@@ -830,6 +854,10 @@ class Store:
                 session.execute(update(EntryRow).where(
                     or_(col(EntryRow.id).in_(chunk), col(EntryRow.post_id).in_(chunk)),
                 ).values(**emptied))
+                # Pruned posts keep their appearances (so they are recognised
+                # and not re-added) but no longer attract new copies by text.
+                session.execute(delete(dedupe_index.DedupeKeyRow).where(
+                    col(dedupe_index.DedupeKeyRow.entry_id).in_(chunk)))
             session.commit()
         return len(post_ids)
 

@@ -256,3 +256,37 @@ def test_check_config_names_the_broken_key(tmp_path: Path, blog: BlogServer) -> 
     result = run_cli(config, "check-config", database_url="sqlite://")
     assert result.returncode == 2
     assert "per_host" in result.stderr
+
+
+def test_duplicates_split_undoes_a_merge_for_good(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog)
+    assert run_cli(config, "fetch", database_url=database_url).returncode == 0
+    feeds = tmp_path / "feeds"
+    merged = next(e for e in parsed(feeds / "all.atom").entries
+                  if e.title == "Open source dringt door in marketing")
+    split = run_cli(config, "duplicates", "split", merged.id, database_url=database_url)
+    assert split.returncode == 0, split.stderr
+    posts = parsed(feeds / "all.atom").entries
+    copies = [e for e in posts if e.title == "Open source dringt door in marketing"]
+    assert len(copies) == 2
+    assert merged.id in {e.id for e in copies}  # the original keeps its id
+    # The decision stays: fetching everything again does not merge them back.
+    blog.reset()
+    again = run_cli(config, "fetch", "--all", database_url=database_url)
+    assert again.returncode == 0, again.stderr
+    copies = [e for e in parsed(feeds / "all.atom").entries
+              if e.title == "Open source dringt door in marketing"]
+    assert len(copies) == 2
+    # Joost's comment went with the upstream copy.
+    comments = etree.parse(str(feeds / "comments.atom"))
+    refs = {entry.findtext(f"{ATOM}author/{ATOM}name"):
+            entry.find(f"{THR}in-reply-to").get("ref")
+            for entry in comments.iter(f"{ATOM}entry")}
+    other = next(e.id for e in copies if e.id != merged.id)
+    assert refs["Joost"] == other
+    assert refs["Kasper Katje"] == merged.id
+    unknown = run_cli(config, "duplicates", "split",
+                      "urn:uuid:00000000-0000-0000-0000-000000000000", database_url=database_url)
+    assert unknown.returncode == 2 and "no post has the id" in unknown.stderr

@@ -19,6 +19,19 @@ BODY = " ".join([
 ] * 4)
 
 
+WORDS = ("merk", "klant", "community", "campagne", "budget", "bureau", "strategie", "video",
+         "podcast", "blog", "fans", "reclame", "media", "data", "privacy", "winkel", "prijs",
+         "dialoog", "vertrouwen", "netwerk", "product", "dienst", "markt", "onderzoek")
+
+
+def distinct_body(seed: int) -> str:
+    """A text of its own for each seed: different articles, not near-duplicates."""
+    import random
+
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(120))
+
+
 def parsed(guid: str | None, link: str | None, *, title: str = "Open source in marketing",
            body: str = BODY, published: datetime | None = None) -> ParsedEntry:
     return ParsedEntry(
@@ -140,7 +153,7 @@ def test_concurrent_workers_make_one_row_per_entry(database_url: str) -> None:
     stores[0].sync_sources([SourceConfig(name="a", url="https://a.example/feed/")], NOW)
     state = stores[0].claim_due(now=NOW, owner="t", lease=timedelta(minutes=1), names=["a"])[0]
     entries = [parsed(f"p-{i}", f"https://a.example/p{i}", title=f"Post {i}",
-                      body=f"{BODY} {i}") for i in range(20)]
+                      body=distinct_body(i)) for i in range(20)]
     errors: list[BaseException] = []
 
     def work(store: Store) -> None:

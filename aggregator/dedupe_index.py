@@ -1,0 +1,447 @@
+"""Where dedupe looks for candidates, and how a wrong merge is undone.
+
+The storage side of duplicate detection. Every canonical post is filed under
+a few short keys (``dedupe_key``): one per LSH band of its MinHash
+signature, one for the start of its body and one for its title (see
+aggregator.dedupe). A new post's candidates are the posts sharing one of its
+keys, its canonical URL or its body fingerprint: a handful of index lookups
+whose cost does not grow with the number of stored posts, never a scan.
+aggregator.dedupe then decides which candidate, if any, is the same article.
+
+``split_entry`` undoes a merge (``aggregator duplicates split ID``) and
+remembers it in ``dedupe_split`` so that the next fetch does not merge the
+two again. Everything here works inside a Session the caller owns: the
+store's ingest transaction or the CLI's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from sqlalchemy import (
+    CompoundSelect,
+    Index,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    union_all,
+)
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from aggregator.dedupe import (
+    Article,
+    ArticleSource,
+    Copy,
+    Decision,
+    article_of,
+    choose_canonical,
+    is_home_page,
+    same_article,
+)
+from aggregator.errors import AggregatorError
+from aggregator.tables import AppearanceRow, CommentFeedRow, EntryRow, SourceRow
+from aggregator.urls import canonical_url as canonical_url_of
+
+__all__ = [
+    "DedupeKeyRow",
+    "DedupeSplitRow",
+    "DuplicateMatch",
+    "SplitError",
+    "SplitResult",
+    "appearances_to_split",
+    "candidates",
+    "find_duplicate",
+    "index_post",
+    "remove_keys",
+    "resolve_entry",
+    "split_entry",
+]
+
+#: Rows read per key: a key many posts share (a series title, a boilerplate
+#: body) is worth little, and must not make one lookup expensive.
+PER_KEY_LIMIT = 20
+#: Candidate ranking: what a shared key says about being the same article.
+_SCORES = {"canonical_url": 100, "fingerprint": 50, "lead": 4, "title": 4, "band": 1}
+
+
+class SplitError(AggregatorError):
+    """A split cannot be done as asked; the message says what to give instead."""
+
+
+class DedupeKeyRow(SQLModel, table=True):
+    """One key a canonical post is filed under (kind: band, lead or title)."""
+
+    __tablename__ = "dedupe_key"
+    __table_args__ = (
+        # Serves the lookups by key, newest entries first; the primary key
+        # serves re-indexing and removal by entry.
+        Index("uq_dedupe_key_key_entry", "key", "entry_id", unique=True),
+    )
+
+    entry_id: int = Field(foreign_key="entry.id", primary_key=True)
+    key: str = Field(max_length=64, primary_key=True)
+    kind: str = Field(max_length=8)
+
+
+class DedupeSplitRow(SQLModel, table=True):
+    """A merge undone: posts from ``source_id`` never merge into ``entry_id`` again."""
+
+    __tablename__ = "dedupe_split"
+    __table_args__ = (UniqueConstraint("entry_id", "source_id", name="uq_dedupe_split"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="entry.id", index=True)
+    source_id: int = Field(foreign_key="source.id", index=True)
+    #: The entry the split made or kept for the other side, for the record.
+    other_entry_id: int | None = Field(default=None, foreign_key="entry.id")
+    created_at: datetime
+
+
+# ---------------------------------------------------------------------- lookup
+
+
+def candidates(
+    session: Session,
+    entry: ArticleSource | Article,
+    *,
+    source_id: int | None = None,
+    limit: int = 50,
+) -> list[EntryRow]:
+    """Canonical posts that may be the same article as *entry*, most likely first.
+
+    Those sharing a dedupe key, the canonical URL or the body fingerprint,
+    at most PER_KEY_LIMIT per key (newest first) and *limit* in all. With
+    *source_id*, posts that a split separated from that source are left out.
+    """
+    article = article_of(entry)
+    kinds: list[str] = []
+    values: dict[str, object] = {"per_key": PER_KEY_LIMIT}
+    for key, kind in article.index_keys():
+        values[f"v{len(kinds)}"] = key
+        kinds.append(kind)
+    for value, kind in ((article.canonical_url, "canonical_url"),
+                        (article.fingerprint, "fingerprint")):
+        if value and not (kind == "canonical_url" and is_home_page(value)):
+            values[f"v{len(kinds)}"] = value
+            kinds.append(kind)
+    if not kinds:
+        return []
+    scores: dict[int, int] = {}
+    for entry_id, score in session.execute(_lookup_statement(tuple(kinds)), values):
+        scores[entry_id] = scores.get(entry_id, 0) + score
+    if source_id is not None and scores:
+        for split_from in session.exec(select(DedupeSplitRow.entry_id).where(
+                DedupeSplitRow.source_id == source_id,
+                col(DedupeSplitRow.entry_id).in_(list(scores)))):
+            scores.pop(split_from, None)
+    # Older posts first among equals: the group's original is the likelier match.
+    ranked = sorted(scores, key=lambda entry_id: (-scores[entry_id], entry_id))[:limit]
+    if not ranked:
+        return []
+    rows = {row.id: row for row in session.exec(select(EntryRow).where(
+        col(EntryRow.id).in_(ranked), EntryRow.kind == "post"))}
+    return [rows[entry_id] for entry_id in ranked if entry_id in rows]
+
+
+@lru_cache(maxsize=64)
+def _lookup_statement(kinds: tuple[str, ...]) -> CompoundSelect:
+    """One statement for all of a post's keys: each a bounded index range, newest first.
+
+    Built once per shape (the kinds, in order) and reused, so SQLAlchemy's
+    compiled cache serves it: building 24 subqueries costs more than running them.
+    """
+    lookups = []
+    for number, kind in enumerate(kinds):
+        value = bindparam(f"v{number}")
+        if kind in ("canonical_url", "fingerprint"):
+            column = EntryRow.canonical_url if kind == "canonical_url" else EntryRow.fingerprint
+            bounded = (select(col(EntryRow.id).label("entry_id")).where(column == value)
+                       .order_by(col(EntryRow.id).desc()))
+        else:
+            bounded = (select(DedupeKeyRow.entry_id).where(DedupeKeyRow.key == value)
+                       .order_by(col(DedupeKeyRow.entry_id).desc()))
+        subquery = bounded.limit(bindparam("per_key")).subquery()
+        lookups.append(select(subquery.c.entry_id, literal(_SCORES[kind]).label("score")))
+    return union_all(*lookups)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateMatch:
+    """The canonical post a new post joins, and why."""
+
+    entry: EntryRow
+    decision: Decision
+
+
+def find_duplicate(
+    session: Session,
+    entry: ArticleSource | Article,
+    *,
+    source_id: int | None = None,
+    limit: int = 50,
+) -> DuplicateMatch | None:
+    """The canonical post *entry* is a copy of, or None.
+
+    Of several matching candidates the strongest evidence wins: the
+    canonical URL or exact body, then the most shared text.
+    """
+    article = article_of(entry)
+    best: DuplicateMatch | None = None
+    best_rank = (-1, -1.0)
+    for row in candidates(session, article, source_id=source_id, limit=limit):
+        decision = same_article(article, row)
+        if not decision.same:
+            continue
+        strong = decision.reason in ("canonical_url", "fingerprint")
+        rank = (1 if strong else 0, decision.jaccard)
+        if rank > best_rank:
+            best, best_rank = DuplicateMatch(row, decision), rank
+    return best
+
+
+# ---------------------------------------------------------------------- keys
+
+
+def index_post(session: Session, entry_row_id: int, entry: ArticleSource | Article) -> None:
+    """File canonical post *entry_row_id* under the keys of *entry* (one of its copies).
+
+    Keys add up: every copy merged into a post is findable through its own
+    text, and an edit keeps the old keys (a later copy of the old version
+    still finds the group; same_article decides against the current text).
+    """
+    keys = dict(article_of(entry).index_keys())
+    if not keys:
+        return
+    present = set(session.exec(select(DedupeKeyRow.key).where(
+        DedupeKeyRow.entry_id == entry_row_id, col(DedupeKeyRow.key).in_(list(keys)))))
+    rows = [{"entry_id": entry_row_id, "key": key, "kind": kind}
+            for key, kind in keys.items() if key not in present]
+    if rows:
+        session.execute(insert(DedupeKeyRow), rows)
+
+
+def remove_keys(session: Session, entry_row_id: int) -> None:
+    """Forget every key of *entry_row_id* (before re-indexing it, or when it is pruned)."""
+    session.execute(delete(DedupeKeyRow).where(col(DedupeKeyRow.entry_id) == entry_row_id))
+
+
+# ---------------------------------------------------------------------- split
+
+
+@dataclass(frozen=True, slots=True)
+class SplitResult:
+    """What split_entry did."""
+
+    #: The entry id now holding the appearances that stayed.
+    staying_entry_id: int
+    #: The entry id now holding the appearances split off.
+    split_entry_id: int
+    #: Published uid (32 hex) of the entry that was created.
+    new_uid: str
+    moved_comments: int
+    #: Sources whose feeds are re-read on their next fetch, because the entry
+    #: now standing for them holds the other side's text until then.
+    refreshed_sources: tuple[int, ...]
+
+
+def resolve_entry(session: Session, given: str) -> EntryRow:
+    """The post a user named by its published id ("urn:uuid:…", a uuid or 32 hex)."""
+    text = given.strip().removeprefix("urn:uuid:")
+    try:
+        uid = uuid.UUID(text).hex
+    except ValueError as error:
+        raise SplitError(
+            f"{given!r} is not an entry id; give the id shown in the feed (urn:uuid:…)"
+        ) from error
+    row = session.exec(select(EntryRow).where(EntryRow.uid == uid)).first()
+    if row is None or row.kind != "post":
+        raise SplitError(f"no post has the id {given}; `aggregator export` lists them")
+    return row
+
+
+def appearances_to_split(
+    session: Session, entry_id: int, source_name: str | None = None,
+) -> list[int]:
+    """Appearance ids of the source to split off *entry_id*.
+
+    Without *source_name* the post must have appeared at exactly two
+    sources, and the one that is not the canonical copy's goes.
+    """
+    entry = session.get(EntryRow, entry_id)
+    if entry is None:
+        raise SplitError(f"no entry {entry_id}")
+    appearances = list(session.exec(select(AppearanceRow).where(
+        AppearanceRow.entry_id == entry_id).order_by(col(AppearanceRow.id))))
+    names = {row.id: row.name for row in session.exec(select(SourceRow).where(
+        col(SourceRow.id).in_({a.source_id for a in appearances})))}
+    if source_name is None:
+        others = sorted({names[a.source_id] for a in appearances
+                         if a.source_id != entry.source_id})
+        if len(others) != 1:
+            listed = ", ".join(sorted(set(names.values())))
+            raise SplitError(
+                f"this post appeared at {listed or 'no source'}; name the source to split "
+                "off with --source NAME" if others else "this post has no copy to split off"
+            )
+        source_name = others[0]
+    chosen = [a.id for a in appearances if names.get(a.source_id) == source_name]
+    if not chosen:
+        raise SplitError(f"the post did not appear at a source named {source_name!r}")
+    return [a for a in chosen if a is not None]
+
+
+def split_entry(
+    session: Session,
+    entry_id: int,
+    appearance_ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+) -> SplitResult:
+    """Undo a wrong merge: *appearance_ids* of post *entry_id* become their own post.
+
+    The side holding the copy published now (the row's source) keeps the
+    row and id; the other side gets a new row whose id is derived as usual,
+    from the source and original id of its first-seen appearance.
+    Comments and comment feeds of the split-off sources go with them. The
+    side whose text belonged to the other copy is marked for re-reading,
+    so its next fetch restores its own text. Each side's sources are
+    recorded in dedupe_split against the other side's entry, so they never
+    merge again. The caller commits.
+    """
+    from aggregator.store import entry_uid  # the store imports this module
+
+    now = now or datetime.now(UTC)
+    entry = session.get(EntryRow, entry_id)
+    if entry is None or entry.kind != "post":
+        raise SplitError(f"no post {entry_id}")
+    appearances = list(session.exec(select(AppearanceRow).where(
+        AppearanceRow.entry_id == entry_id).order_by(col(AppearanceRow.id))))
+    leaving = [a for a in appearances if a.id in set(appearance_ids)]
+    staying = [a for a in appearances if a.id not in set(appearance_ids)]
+    if len(leaving) != len(set(appearance_ids)):
+        raise SplitError("some of the appearances to split off are not this post's")
+    if not leaving or not staying:
+        raise SplitError("a split needs appearances on both sides")
+    sources = {row.id: row for row in session.exec(select(SourceRow).where(
+        col(SourceRow.id).in_({a.source_id for a in appearances})))}
+
+    def derived_uid(appearance: AppearanceRow) -> str:
+        return entry_uid(sources[appearance.source_id].url, "post", appearance.identity_key)
+
+    # The side whose copy is published now keeps the row and its id, so
+    # subscribers who saw that entry see it unchanged; the other copy is new.
+    if any(a.source_id == entry.source_id for a in leaving):
+        keeping, moving = leaving, staying
+    else:
+        keeping, moving = staying, leaving
+    first = min(moving, key=lambda a: (_utc(a.first_seen), a.id or 0))
+    new_uid = derived_uid(first)
+    if session.exec(select(EntryRow.id).where(EntryRow.uid == new_uid)).first() is not None:
+        # Taken by an earlier split of the same group: still derived, still stable.
+        new_uid = uuid.uuid5(uuid.UUID(hex=new_uid), "split").hex
+    content_source = entry.source_id
+    moved = EntryRow(
+        uid=new_uid, kind="post", source_id=first.source_id, title=entry.title,
+        link=entry.link, canonical_url=entry.canonical_url, content_html=entry.content_html,
+        summary_html=entry.summary_html, author=entry.author, published=entry.published,
+        updated=now, first_seen=first.first_seen, categories=entry.categories,
+        topics=entry.topics, language=entry.language, content_hash=entry.content_hash,
+        fingerprint=entry.fingerprint, comments_feed_url=entry.comments_feed_url,
+        comment_count_declared=entry.comment_count_declared, text=entry.text,
+        pruned=entry.pruned,
+    )
+    session.add(moved)
+    session.flush()
+    assert moved.id is not None
+    for appearance in moving:
+        appearance.entry_id = moved.id
+        session.add(appearance)
+
+    refreshed: list[int] = []
+    for row, group in ((entry, keeping), (moved, moving)):
+        canonical = _canonical_appearance(group, sources)
+        row.source_id = canonical.source_id
+        if canonical.link:
+            row.link = canonical.link
+            row.canonical_url = canonical_url_of(canonical.link)
+        if canonical.published:
+            row.published = canonical.published
+        if content_source not in {a.source_id for a in group}:
+            # This side shows the other copy's text until its feed is read
+            # again: forget what we read so that the next fetch re-applies it.
+            row.fingerprint = None
+            for appearance in group:
+                if appearance.source_id == canonical.source_id:
+                    appearance.content_hash = ""
+                    session.add(appearance)
+            source = sources[canonical.source_id]
+            source.body_hash = source.etag = source.last_modified = None
+            session.add(source)
+            refreshed.append(canonical.source_id)
+        session.add(row)
+
+    moving_sources = {a.source_id for a in moving} - {a.source_id for a in keeping}
+    moved_comments = 0
+    for comment in session.exec(select(EntryRow).where(
+            EntryRow.post_id == entry.id, col(EntryRow.source_id).in_(moving_sources))):
+        comment.post_id = moved.id
+        if comment.parent_id == entry.id:
+            comment.parent_id = moved.id
+        session.add(comment)
+        moved_comments += 1
+    for feed in session.exec(select(CommentFeedRow).where(
+            CommentFeedRow.post_entry_id == entry.id,
+            col(CommentFeedRow.source_id).in_(moving_sources))):
+        feed.post_entry_id = moved.id
+        session.add(feed)
+
+    remove_keys(session, entry.id or 0)
+    for row, group in ((entry, keeping), (moved, moving)):
+        if content_source in {a.source_id for a in group}:
+            index_post(session, row.id or 0, row)
+    _remember_split(session, entry.id or 0, moved.id, moving, keeping, now)
+    _remember_split(session, moved.id, entry.id or 0, keeping, moving, now)
+    session.flush()
+    return SplitResult(
+        staying_entry_id=(entry.id if keeping is staying else moved.id) or 0,
+        split_entry_id=(moved.id if keeping is staying else entry.id) or 0,
+        new_uid=new_uid, moved_comments=moved_comments,
+        refreshed_sources=tuple(refreshed),
+    )
+
+
+def _remember_split(
+    session: Session, entry_id: int, other_entry_id: int,
+    others: list[AppearanceRow], own: list[AppearanceRow], now: datetime,
+) -> None:
+    own_sources = {a.source_id for a in own}
+    for source_id in sorted({a.source_id for a in others} - own_sources):
+        exists = session.exec(select(DedupeSplitRow.id).where(
+            DedupeSplitRow.entry_id == entry_id, DedupeSplitRow.source_id == source_id)).first()
+        if exists is None:
+            session.add(DedupeSplitRow(entry_id=entry_id, source_id=source_id,
+                                       other_entry_id=other_entry_id, created_at=now))
+
+
+def _canonical_appearance(
+    group: list[AppearanceRow], sources: dict[int | None, SourceRow],
+) -> AppearanceRow:
+    copies = [
+        Copy(
+            published=a.published or a.first_seen, link=a.link,
+            site_urls=(sources[a.source_id].site_url, sources[a.source_id].url),
+            first_seen=a.first_seen,
+        )
+        for a in group
+    ]
+    return group[choose_canonical(copies)]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
