@@ -500,16 +500,19 @@ def choose_canonical(copies: Sequence[Copy]) -> int:
 
     A copy whose link is on its own blog is an original; a copy elsewhere
     (a planet, a mirror linking back) only counts when there is no original.
-    Among those, the earliest published wins, then the first seen, then
-    the first given.
+    Among those, the earliest published wins, then a real link over a
+    feed-proxy link, then the first seen, then the first given.
     """
     if not copies:
         raise ValueError("choose_canonical needs at least one copy")
 
-    def rank(index: int) -> tuple[bool, float, float, int]:
+    def rank(index: int) -> tuple[bool, float, bool, float, int]:
         copy = copies[index]
         seen = _timestamp(copy.first_seen) if copy.first_seen else float("inf")
-        return (not on_own_site(copy), _timestamp(copy.published), seen, index)
+        # A feed-proxy link stands for the blog but is not the article's own
+        # address: of two copies published together, the real link wins.
+        proxied = _host(copy.link) in _PROXY_HOSTS
+        return (not on_own_site(copy), _timestamp(copy.published), proxied, seen, index)
 
     return min(range(len(copies)), key=rank)
 

@@ -288,7 +288,7 @@ def _xml_entry(entry: Mapping[str, Any], base: str, thread_prefixes: tuple[str, 
     updated = _date(entry, "updated")
     return ParsedEntry(
         guid=_clean_opt(_text(dict.get(entry, "id")) or None),
-        link=_clean_opt(_alternate_link(entry)),
+        link=_clean_opt(_original_link(entry) or _alternate_link(entry)),
         title=_clean(_text(dict.get(entry, "title"))),
         content_html=_clean(_content_html(dict.get(entry, "content"))),
         summary_html=_clean(_detail_html(dict.get(entry, "summary_detail"))),
@@ -324,6 +324,12 @@ def _alternate_link(node: Mapping[str, Any]) -> str | None:
     # feedparser copies an Atom id or RSS guid into "link" when there is none;
     # only a web address is worth keeping from that.
     link = _text(dict.get(node, "link"))
+    return link if link.startswith(("http://", "https://")) else None
+
+
+def _original_link(entry: Mapping[str, Any]) -> str | None:
+    """feedburner:origLink: the article's own address behind a feedproxy link."""
+    link = _text(dict.get(entry, "feedburner_origlink"))
     return link if link.startswith(("http://", "https://")) else None
 
 

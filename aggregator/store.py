@@ -495,6 +495,11 @@ class Store:
         row = session.get(SourceRow, source.id)
         if row is None:
             return IngestReport()
+        # The blog's own site must be known before its entries are weighed
+        # against copies elsewhere (choose_canonical prefers on-site links).
+        row.title = feed.title or row.title
+        row.site_url = feed.link or row.site_url
+        row.language = feed.language or row.language
         report = IngestReport()
         seen: set[str] = set()
         for entry in entries:
@@ -511,9 +516,6 @@ class Store:
                                           entry_row.id, entry.comment_count, now)
         if follow_comments and site_comments_url:
             self._upsert_comment_feed(session, row.id, site_comments_url, None, None, now)
-        row.title = feed.title or row.title
-        row.site_url = feed.link or row.site_url
-        row.language = feed.language or row.language
         row.body_hash = body_hash
         _record_success(row, fetch, now)
         row.next_check_at = next_check_at

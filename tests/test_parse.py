@@ -357,3 +357,16 @@ def test_anything_is_a_feed_or_a_parse_error(body: bytes) -> None:
         assert str(exc)
     else:
         assert isinstance(feed, ParsedFeed)
+
+
+def test_feedburner_origlink_is_the_entry_link() -> None:
+    body = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0">
+<channel><title>T</title><link>https://www.textwerk.de/</link><description>d</description>
+<item><title>Content Marketing</title>
+<link>http://feedproxy.google.com/~r/Textwerk/~3/abc/content-marketing</link>
+<guid isPermaLink="false">tw-1</guid>
+<feedburner:origLink>https://www.textwerk.de/2013/01/content-marketing/</feedburner:origLink>
+</item></channel></rss>"""
+    feed = parse_feed(body, {"content-type": "application/rss+xml"}, "https://feeds.example/t")
+    assert feed.entries[0].link == "https://www.textwerk.de/2013/01/content-marketing/"
