@@ -290,3 +290,26 @@ def test_duplicates_split_undoes_a_merge_for_good(
     unknown = run_cli(config, "duplicates", "split",
                       "urn:uuid:00000000-0000-0000-0000-000000000000", database_url=database_url)
     assert unknown.returncode == 2 and "no post has the id" in unknown.stderr
+
+
+def test_changing_a_topic_rule_refiles_existing_posts(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog)
+    assert run_cli(config, "fetch", database_url=database_url).returncode == 0
+    feeds = tmp_path / "feeds"
+
+    def titles(slug: str) -> set[str]:
+        return {e.title for e in parsed(feeds / "topics" / f"{slug}.atom").entries}
+
+    assert "Help, de consument praat terug" not in titles("brand-communities")
+    # Stemmed: the keyword "merk" now also finds "merken" in the Dutch post.
+    text = config.read_text("utf-8").replace(
+        'keywords = ["brand communities", "brand community", "merk-gemeenschappen"]',
+        'keywords = ["brand communities", "merk"]\nexclude = ["open source"]')
+    config.write_text(text, "utf-8")
+    result = run_cli(config, "publish", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    refiled = titles("brand-communities")
+    assert "Twee trends om in 2013 in de gaten te houden" in refiled  # "merken"
+    assert "Open source dringt door in marketing" not in refiled  # excluded now
