@@ -26,7 +26,7 @@ import feedparser
 from aggregator.errors import ParseError
 from aggregator.types import ParsedEntry, ParsedFeed
 
-__all__ = ["MAX_ENTRIES", "parse_feed"]
+__all__ = ["MAX_ENTRIES", "parse_feed", "parse_feed_with_feedparser"]
 
 #: Entries read from one document; the rest are dropped with a warning, so a
 #: hostile or broken feed cannot flood the store.
@@ -57,6 +57,22 @@ _NAME = re.compile(r"[^\s/>\[]+")
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+    """Parse one feed document fetched from ``url`` (see parse_feed_with_feedparser).
+
+    Plain RSS 2.0 and Atom 1.0 take the lxml fast path (aggregator.fastparse),
+    which returns exactly what feedparser would or declines; everything else,
+    and everything it is unsure of, is read by feedparser.
+    """
+    # Imported here: fastparse reuses this module's helpers (a circular import at the top).
+    from aggregator.fastparse import fast_parse
+
+    fast = fast_parse(body, headers, url)
+    if fast is not None:
+        return fast
+    return parse_feed_with_feedparser(body, headers, url)
+
+
+def parse_feed_with_feedparser(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     """Parse one feed document fetched from ``url``.
 
     ``headers`` are the response headers (any case); Content-Type guides the

@@ -368,5 +368,10 @@ def test_feedburner_origlink_is_the_entry_link() -> None:
 <guid isPermaLink="false">tw-1</guid>
 <feedburner:origLink>https://www.textwerk.de/2013/01/content-marketing/</feedburner:origLink>
 </item></channel></rss>"""
-    feed = parse_feed(body, {"content-type": "application/rss+xml"}, "https://feeds.example/t")
+    headers = {"content-type": "application/rss+xml"}
+    feed = parse_feed(body, headers, "https://feeds.example/t")
     assert feed.entries[0].link == "https://www.textwerk.de/2013/01/content-marketing/"
+    # The lxml fast path and feedparser agree on it.
+    from aggregator.parse import parse_feed_with_feedparser
+
+    assert parse_feed_with_feedparser(body, headers, "https://feeds.example/t") == feed
