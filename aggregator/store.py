@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -210,7 +211,16 @@ class Store:
     def _migrate(self) -> None:
         """Create the schema, or check the one present is one we understand."""
         if self.is_sqlite:
-            SQLModel.metadata.create_all(self.engine)
+            # Two processes opening a new file at once both see no tables and
+            # both create them; the loser finds them there on its next look.
+            for attempt in range(5):
+                try:
+                    SQLModel.metadata.create_all(self.engine)
+                    break
+                except OperationalError as error:
+                    if "already exists" not in str(error) or attempt == 4:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
         else:
             # Workers starting together would race to create the same tables
             # (and fail on PostgreSQL's catalog constraints): one at a time.
