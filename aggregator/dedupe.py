@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from aggregator.topics import fold
+from aggregator.urls import site_host
 
 __all__ = [
     "BANDS",
@@ -471,28 +472,14 @@ class Copy:
     first_seen: datetime | None = None
 
 
-def _host(url: str | None) -> str | None:
-    try:
-        host = urlsplit(url).hostname if url else None
-    except ValueError:
-        return None
-    if not host:
-        return None
-    host = host.lower().rstrip(".")
-    for prefix in ("www.", "m."):
-        if host.startswith(prefix) and "." in host[len(prefix):]:
-            host = host[len(prefix):]
-    return host
-
-
 def on_own_site(copy: Copy) -> bool:
     """Does the copy's link point at its own blog (or a proxy of its feed)?"""
-    host = _host(copy.link)
+    host = site_host(copy.link)
     if host is None:
         return False
     if host in _PROXY_HOSTS:
         return True
-    return any(host == _host(site) for site in copy.site_urls)
+    return any(host == site_host(site) for site in copy.site_urls)
 
 
 def choose_canonical(copies: Sequence[Copy]) -> int:
@@ -511,7 +498,7 @@ def choose_canonical(copies: Sequence[Copy]) -> int:
         seen = _timestamp(copy.first_seen) if copy.first_seen else float("inf")
         # A feed-proxy link stands for the blog but is not the article's own
         # address: of two copies published together, the real link wins.
-        proxied = _host(copy.link) in _PROXY_HOSTS
+        proxied = site_host(copy.link) in _PROXY_HOSTS
         return (not on_own_site(copy), _timestamp(copy.published), proxied, seen, index)
 
     return min(range(len(copies)), key=rank)

@@ -169,7 +169,8 @@ def canonical_url(url: str) -> str | None:
     return f"https://{netloc}{_canonical_path(parts.path)}{_canonical_query(parts.query)}"
 
 
-def _site_host(url: str | None) -> str | None:
+def site_host(url: str | None) -> str | None:
+    """The host of ``url`` lower-cased, without a leading ``www.``/``m.``; None if none."""
     try:
         host = urlsplit(url).hostname if url else None
     except ValueError:
@@ -178,7 +179,8 @@ def _site_host(url: str | None) -> str | None:
         return None
     host = host.lower().rstrip(".")
     for prefix in ("www.", "m."):
-        if host.startswith(prefix):
+        # "m.example" stays itself: only a prefix before a domain is dropped.
+        if host.startswith(prefix) and "." in host[len(prefix):]:
             host = host[len(prefix):]
     return host
 
@@ -190,5 +192,5 @@ def same_site(url: str | None, *site_urls: str | None) -> bool:
     the blog's own host (its feed URL or its home page), so a feed cannot
     point us at somebody else's server.
     """
-    host = _site_host(url)
-    return host is not None and any(host == _site_host(site) for site in site_urls)
+    host = site_host(url)
+    return host is not None and any(host == site_host(site) for site in site_urls)

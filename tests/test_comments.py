@@ -3,7 +3,6 @@ site-wide comment feeds, and nothing unsafe republished from a hostile post."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,8 @@ from pathlib import Path
 import feedparser
 import pytest
 from blogserver import SEEDBLOGS, BlogServer
+from passes import run_pass
 from test_end_to_end import write_config
-
-from aggregator.config import load_config
-from aggregator.parser_pool import ParserPool
-from aggregator.pipeline import Aggregator, PassReport
 
 POST_FEED = "/marketingfacts/feed/"
 OPEN_SOURCE_COMMENTS = "/marketingfacts/2005/05/open-source-dringt-door-in-marketing/feed/"
@@ -35,27 +31,6 @@ THIRD_COMMENT = """	<item>
 def blog() -> Iterator[BlogServer]:
     with BlogServer() as server:
         yield server
-
-
-def run_pass(config_path: Path, database_url: str, **kwargs: object) -> PassReport:
-    async def go() -> PassReport:
-        config = load_config(config_path)
-        aggregator = Aggregator(config, parser_pool=ParserPool(0))
-        try:
-            report = await aggregator.fetch_pass(force=True, **kwargs)  # type: ignore[arg-type]
-            report.published = await asyncio.to_thread(aggregator.publish)
-            return report
-        finally:
-            await aggregator.aclose()
-            aggregator.close()
-
-    import os
-
-    os.environ["AGGREGATOR_DATABASE_URL"] = database_url
-    try:
-        return asyncio.run(go())
-    finally:
-        del os.environ["AGGREGATOR_DATABASE_URL"]
 
 
 def fixture(path: str) -> str:

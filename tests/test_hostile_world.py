@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import resource
 import socket
 import threading
@@ -21,10 +20,9 @@ from pathlib import Path
 import feedparser
 import pytest
 from aiohttp import web
+from passes import run_pass
 
-from aggregator.config import load_config
 from aggregator.parse import MAX_ENTRIES
-from aggregator.pipeline import Aggregator, PassReport
 
 GOOD = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Good</title><link>http://127.0.0.1/good/</link>
@@ -203,24 +201,6 @@ def faults() -> Iterator[FaultServer]:
         yield server
 
 
-def run_pass(config_path: Path, database_url: str) -> PassReport:
-    async def go() -> PassReport:
-        aggregator = Aggregator(load_config(config_path))
-        try:
-            report = await aggregator.fetch_pass(force=True)
-            report.published = await asyncio.to_thread(aggregator.publish)
-            return report
-        finally:
-            await aggregator.aclose()
-            aggregator.close()
-
-    os.environ["AGGREGATOR_DATABASE_URL"] = database_url
-    try:
-        return asyncio.run(go())
-    finally:
-        del os.environ["AGGREGATOR_DATABASE_URL"]
-
-
 def test_every_hostile_case_stays_with_its_source(
     tmp_path: Path, faults: FaultServer, database_url: str,
 ) -> None:
@@ -246,7 +226,7 @@ allow_private = true
     config.write_text(text, "utf-8")
     faults.hits.clear()
     started = time.monotonic()
-    report = run_pass(config, database_url)
+    report = run_pass(config, database_url, processes=True)
     elapsed = time.monotonic() - started
     assert elapsed < 60, elapsed
     # The test process (server included) stays bounded: no bomb was inflated here.

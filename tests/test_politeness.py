@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,12 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from blogserver import BlogServer
+from passes import run_pass
 from test_end_to_end import write_config
 
 from aggregator import __version__
-from aggregator.config import load_config
-from aggregator.parser_pool import ParserPool
-from aggregator.pipeline import Aggregator, PassReport
 
 FEED = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Polite</title><link>{{BASE}}/polite/</link>
@@ -46,22 +42,6 @@ allow_private = true
     return config
 
 
-def run_pass(config_path: Path, database_url: str, *, force: bool = False) -> PassReport:
-    async def go() -> PassReport:
-        aggregator = Aggregator(load_config(config_path), parser_pool=ParserPool(0))
-        try:
-            return await aggregator.fetch_pass(force=force)
-        finally:
-            await aggregator.aclose()
-            aggregator.close()
-
-    os.environ["AGGREGATOR_DATABASE_URL"] = database_url
-    try:
-        return asyncio.run(go())
-    finally:
-        del os.environ["AGGREGATOR_DATABASE_URL"]
-
-
 def source_row(database_url: str, name: str = "polite") -> dict:
     engine = sqlalchemy.create_engine(database_url)
     try:
@@ -87,8 +67,8 @@ def test_request_headers_are_honest_and_validators_verbatim(
                    headers={"ETag": '"v1-abc"', "Set-Cookie": "tracker=1; Path=/",
                             "Last-Modified": "Mon, 14 Jan 2013 07:00:00 GMT"})
     config = polite_config(tmp_path, blog)
-    run_pass(config, database_url)
-    run_pass(config, database_url, force=True)
+    run_pass(config, database_url, force=False, publish=False)
+    run_pass(config, database_url, publish=False)
     first, second = blog.requests
     assert first.headers["user-agent"].startswith(f"aggregator/{__version__} (+http")
     assert first.headers["accept-encoding"] == "gzip, deflate"
@@ -111,12 +91,12 @@ def test_429_and_503_retry_after_is_honoured(
                    headers={"Retry-After": value})
     config = polite_config(tmp_path, blog)
     started = datetime.now(UTC)
-    report = run_pass(config, database_url)
+    report = run_pass(config, database_url, force=False, publish=False)
     assert report.outcomes[0].result == "error"
     row = source_row(database_url)
     assert aware(row["next_check_at"]) >= started + timedelta(minutes=55)
     blog.reset()
-    run_pass(config, database_url)  # not due: nothing is requested
+    run_pass(config, database_url, force=False, publish=False)  # not due: nothing is requested
     assert blog.count() == 0
 
 
@@ -128,7 +108,7 @@ def test_cache_control_and_ttl_are_floors(
                    headers={"Cache-Control": "max-age=7200"})
     config = polite_config(tmp_path, blog)  # interval is 1 minute
     started = datetime.now(UTC)
-    run_pass(config, database_url)
+    run_pass(config, database_url, force=False, publish=False)
     next_check = aware(source_row(database_url)["next_check_at"])
     assert next_check >= started + timedelta(minutes=290)  # <ttl> 300 minutes wins
     assert next_check <= started + timedelta(days=7, minutes=1)
@@ -139,11 +119,11 @@ def test_410_stops_polling_and_is_reported(
 ) -> None:
     blog.set_route("/polite/feed/", "gone", content_type="text/plain", status=410)
     config = polite_config(tmp_path, blog)
-    report = run_pass(config, database_url)
+    report = run_pass(config, database_url, force=False, publish=False)
     assert report.outcomes[0].result == "gone"
     assert source_row(database_url)["gone"]
     blog.reset()
-    run_pass(config, database_url, force=True)
+    run_pass(config, database_url, publish=False)
     assert blog.count() == 0
 
 
@@ -155,13 +135,13 @@ def test_errors_back_off_and_success_resets(
     waits = []
     for _ in range(3):
         started = datetime.now(UTC)
-        run_pass(config, database_url, force=True)
+        run_pass(config, database_url, publish=False)
         waits.append(aware(source_row(database_url)["next_check_at"]) - started)
     assert waits[0] >= timedelta(minutes=13)  # at least 15 min less jitter
     assert waits[1] > waits[0] and waits[2] > waits[1]
     assert source_row(database_url)["error_count"] == 3
     blog.set_route("/polite/feed/", FEED.replace("{ttl}", ""), content_type="application/rss+xml")
-    run_pass(config, database_url, force=True)
+    run_pass(config, database_url, publish=False)
     row = source_row(database_url)
     assert row["error_count"] == 0 and row["failing_since"] is None
 
@@ -174,10 +154,10 @@ def test_permanent_redirect_is_remembered_after_it_is_seen_consistently(
     blog.set_route("/moved/feed/", FEED.replace("{ttl}", ""), content_type="application/rss+xml")
     config = polite_config(tmp_path, blog)
     for _ in range(3):
-        run_pass(config, database_url, force=True)
+        run_pass(config, database_url, publish=False)
     assert source_row(database_url)["moved_to"] == blog.url("/moved/feed/")
     blog.reset()
-    run_pass(config, database_url, force=True)
+    run_pass(config, database_url, publish=False)
     assert [r.route for r in blog.requests] == ["/moved/feed/"]
 
 
@@ -186,9 +166,9 @@ def test_restart_does_not_make_a_source_due_early(
 ) -> None:
     blog.set_route("/polite/feed/", FEED.replace("{ttl}", ""), content_type="application/rss+xml")
     config = polite_config(tmp_path, blog)
-    run_pass(config, database_url)
+    run_pass(config, database_url, force=False, publish=False)
     for _ in range(3):  # three "restarts" of a fetch process
-        run_pass(config, database_url)
+        run_pass(config, database_url, force=False, publish=False)
     assert blog.count("/polite/feed/") == 1
 
 
@@ -198,6 +178,6 @@ def test_one_request_at_a_time_per_host(
     config = write_config(tmp_path, blog)
     config.write_text(config.read_text("utf-8").replace("per_host = 4", "per_host = 1"))
     blog.set_delay("*", 0.05)
-    run_pass(config, database_url)
+    run_pass(config, database_url, force=False, publish=False)
     assert blog.count() >= 9  # 3 feeds and their 6 comment feeds
     assert blog.max_concurrent() == 1
