@@ -102,12 +102,14 @@ LEAD_WORDS = 12
 #: comparison are cut the same way so a long article equals its stored self.
 TEXT_LIMIT = 20000
 
-_MERSENNE = np.uint64((1 << 61) - 1)
-_LOW32 = np.uint64(0xFFFFFFFF)
 # Fixed forever: the band keys in the database depend on them.
 _PERMUTATION_RANDOM = np.random.default_rng(0x5EED_DED0)
-_PERM_A = _PERMUTATION_RANDOM.integers(1, 1 << 31, PERMUTATIONS, dtype=np.uint64)[:, None]
-_PERM_B = _PERMUTATION_RANDOM.integers(0, 1 << 31, PERMUTATIONS, dtype=np.uint64)[:, None]
+_PERM_SEEDS = _PERMUTATION_RANDOM.integers(0, 1 << 63, PERMUTATIONS, dtype=np.uint64)[:, None]
+# splitmix64's finalizer: every input bit reaches every output bit, so the
+# PERMUTATIONS hash functions are independent enough for MinHash (a linear
+# a*x+b over 32-bit inputs is not: its minimum is mostly the smallest x).
+_SPLITMIX = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27),
+             np.uint64(0x94D049BB133111EB), np.uint64(31))
 # Odd multipliers mixing three word hashes into one shingle hash.
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 
@@ -262,10 +264,15 @@ def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
 def _minhash(shingles: np.ndarray) -> tuple[int, ...]:
     if len(shingles) == 0:
         return ()
-    values = (shingles & _LOW32)[None, :]
-    # Linear permutations modulo the Mersenne prime 2^61-1; a < 2^31 and
-    # x < 2^32 keep a*x+b below 2^64, so uint64 never wraps.
-    return tuple(int(v) for v in ((_PERM_A * values + _PERM_B) % _MERSENNE).min(axis=1))
+    shift1, mul1, shift2, mul2, shift3 = _SPLITMIX
+    # uint64 arithmetic wraps modulo 2^64, which is what the mixer wants.
+    mixed = shingles[None, :] ^ _PERM_SEEDS
+    mixed ^= mixed >> shift1
+    mixed *= mul1
+    mixed ^= mixed >> shift2
+    mixed *= mul2
+    mixed ^= mixed >> shift3
+    return tuple(int(v) for v in mixed.min(axis=1))
 
 
 def signature(text: str) -> tuple[int, ...]:
