@@ -112,11 +112,7 @@ class Daemon:
         try:
             self.reload_config()
             if self.fetch:
-                report = await self.aggregator.fetch_pass()
-                if report.changed:
-                    # Tells every worker sharing the store (--role serve on
-                    # other machines too) that there is something to publish.
-                    await asyncio.to_thread(self.store.bump_content_generation)
+                await self.aggregator.fetch_pass()  # bumps the content generation
             if self.publish:
                 generation = await asyncio.to_thread(self.store.content_generation)
                 if self._needs_publish or generation != self._published_generation:

@@ -225,6 +225,10 @@ class Aggregator:
             for state in running.values():
                 if state.name not in done:
                     await asyncio.to_thread(self.store.release, state.id, self.owner)
+            if report.changed:
+                # Tells every publisher sharing the store (this one, and
+                # --role serve workers elsewhere) that there is news.
+                await asyncio.to_thread(self.store.bump_content_generation)
         return report
 
     async def _fetch_source(self, source: SourceConfig, state: SourceState) -> SourceOutcome:
@@ -421,8 +425,23 @@ class Aggregator:
             return self._publish()
 
     def _publish(self) -> list[Path]:
-        self.prune()
-        self.refile_topics_if_rules_changed()
+        feeds_dir = self.config.aggregator.feeds_dir
+        changed_here = self.prune() + self.refile_topics_if_rules_changed()
+        # Nothing new in the store and the same configuration as at the last
+        # publish into this directory: the files already hold what we would write.
+        signature = hashlib.sha256(repr((
+            self.store.content_generation(), self.config.aggregator, self.config.topics,
+            self.config.sources,
+        )).encode()).hexdigest()
+        meta_key = f"published:{feeds_dir}"
+        if (not changed_here and self.store.get_meta(meta_key) == signature
+                and all((feeds_dir / name).exists() for name in ("all.atom", "index.html"))):
+            return []
+        changed = self._render_all()
+        self.store.set_meta(meta_key, signature)
+        return changed
+
+    def _render_all(self) -> list[Path]:
         posts, comments, languages = self.store.published_entries(
             topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
         )

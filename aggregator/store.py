@@ -837,7 +837,8 @@ class Store:
                 now=now,
             )
             session.commit()
-            return result
+        self.bump_content_generation()
+        return result
 
     def uid_of(self, entry_id: int) -> str | None:
         with Session(self.engine) as session:
