@@ -249,3 +249,19 @@ def test_http_to_https_move_is_taken_at_once_others_after_three(database_url: st
             "https://new.example/feed/"
     finally:
         store.close()
+
+
+def test_an_edit_at_its_own_source_never_splits_a_merged_group(store: Store) -> None:
+    ingest(store, claim(store, "a"), parsed("a-1", "https://a.example/open-source"))
+    ingest(store, claim(store, "b"), parsed("b-1", "https://b.example/repost",
+                                            published=datetime(2005, 5, 28, tzinfo=UTC)))
+    [record] = [r for r in store.export_records() if r["kind"] == "post"]
+    assert len(record["appearances"]) == 2
+    # The original is edited (a sentence added); the repost stays as it was.
+    edited = parsed("a-1", "https://a.example/open-source",
+                    body=BODY + " Update: de auteur heeft een alinea toegevoegd over communities.")
+    report = ingest(store, claim(store, "a"), edited)
+    assert report.updated_posts == 1
+    [after] = [r for r in store.export_records() if r["kind"] == "post"]
+    assert after["id"] == record["id"]
+    assert {a["source"] for a in after["appearances"]} == {"a", "b"}
