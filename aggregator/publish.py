@@ -447,7 +447,7 @@ _ABANDONED_AFTER_SECONDS = 600
 
 
 def _remove_abandoned_temporaries(root: Path) -> None:
-    """Delete ``.NAME.XXXX.tmp`` files that a killed publish left behind."""
+    """Delete the ``.NAME.<random>.tmp`` files that a killed publish left behind."""
     cutoff = time.time() - _ABANDONED_AFTER_SECONDS
     for folder in (root, root / "topics", root / "lang"):
         if not folder.is_dir():

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,8 +125,6 @@ class IngestReport:
     updated_comments: int = 0
     #: Comments whose post we do not know (site-wide feeds only).
     orphan_comments: int = 0
-    #: Post ids whose comment feeds were discovered or whose count changed.
-    touched_comment_feeds: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
