@@ -24,10 +24,9 @@ from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher
-from aggregator.normalize import normalize_entry
-from aggregator.parse import parse_feed
 from aggregator.parser_pool import ParserPool
 from aggregator.publish import publish_all
+from aggregator.reading import parse_and_normalize
 from aggregator.schedule import next_check_at
 from aggregator.store import CommentFeedState, IngestReport, SourceState, Store
 from aggregator.topics import TopicMatcher
@@ -53,26 +52,6 @@ MAX_FEED_ENTRIES = 100
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_and_normalize(
-    body: bytes,
-    headers: dict[str, str],
-    url: str,
-    kind: EntryKind,
-    source_language: str | None,
-    first_seen: datetime,
-) -> tuple[ParsedFeed, list[NormalizedEntry]]:
-    """Bytes → normalized entries. Pure, so it can run in a worker process."""
-    feed = parse_feed(body, headers, url)
-    entries = [
-        normalize_entry(
-            entry, kind=kind, feed=feed, feed_url=url,
-            source_language=source_language, first_seen=first_seen,
-        )
-        for entry in feed.entries
-    ]
-    return feed, entries
 
 
 @dataclass(slots=True)
@@ -478,7 +457,7 @@ def build_site_info(config: Config, store: Store, languages: Sequence[str] = ())
 
 def make_parser_pool(workers: int | None = None) -> ParserPool:
     """Worker processes for parsing; ``workers=0`` parses in a thread (tests only)."""
-    return ParserPool(workers, preload=("aggregator.pipeline",))
+    return ParserPool(workers, preload=("aggregator.reading",))
 
 
 def _process_start(pid: int) -> str:
