@@ -326,6 +326,11 @@ class Article:
 
     def index_keys(self) -> list[tuple[str, str]]:
         """(key, kind) pairs under which this article is found; see dedupe_index."""
+        return list(self._index_keys)
+
+    @cached_property
+    def _index_keys(self) -> tuple[tuple[str, str], ...]:
+        # Asked for twice per new post (candidate lookup, then filing it).
         keys = [(key, "band") for key in band_keys(self.signature)]
         lead = lead_key(" ".join(self.words))
         if lead:
@@ -333,7 +338,7 @@ class Article:
         # A title of one or two words ("Update", "Links") names a series, not an article.
         if len(self.title.split()) >= 3:
             keys.append(("t" + _short_hash(self.title), "title"))
-        return keys
+        return tuple(keys)
 
 
 def article_of(entry: ArticleSource | Article) -> Article:

@@ -208,17 +208,19 @@ def find_duplicate(
 # ---------------------------------------------------------------------- keys
 
 
-def index_post(session: Session, entry_row_id: int, entry: ArticleSource | Article) -> None:
+def index_post(session: Session, entry_row_id: int, entry: ArticleSource | Article, *,
+               new: bool = False) -> None:
     """File canonical post *entry_row_id* under the keys of *entry* (one of its copies).
 
     Keys add up: every copy merged into a post is findable through its own
     text, and an edit keeps the old keys (a later copy of the old version
     still finds the group; same_article decides against the current text).
+    ``new``: the row was just created, so it has no keys yet to look up.
     """
     keys = dict(article_of(entry).index_keys())
     if not keys:
         return
-    present = set(session.exec(select(DedupeKeyRow.key).where(
+    present = set() if new else set(session.exec(select(DedupeKeyRow.key).where(
         DedupeKeyRow.entry_id == entry_row_id, col(DedupeKeyRow.key).in_(list(keys)))))
     rows = [{"entry_id": entry_row_id, "key": key, "kind": kind}
             for key, kind in keys.items() if key not in present]

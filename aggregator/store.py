@@ -588,7 +588,8 @@ class Store:
             _apply_entry(entry_row, entry, topics_for(entry), now, updated=False)
             session.add(entry_row)
             session.flush()
-            dedupe_index.index_post(session, entry_row.id, article)  # type: ignore[arg-type]
+            dedupe_index.index_post(session, entry_row.id, article,  # type: ignore[arg-type]
+                                    new=True)
             report.new_posts += 1
         session.add(AppearanceRow(
             entry_id=entry_row.id, source_id=source.id, kind="post", key_hash=khash,
