@@ -30,7 +30,6 @@ from corpus_support import (
     CorpusUnavailableError,
     FileResult,
     corpus_files,
-    corpus_tests_dir,
     extract_tests,
     group_of,
     holds_an_entry,
@@ -108,18 +107,6 @@ class CorpusRun:
     results: dict[str, FileResult]
     groups: list[PublishedGroup]
     total_seconds: float
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = getattr(request.config, "cache", None)
-    cache_dir = cache.mkdir("feedparser-corpus") if cache else tmp_path_factory.mktemp("corpus")
-    try:
-        return corpus_tests_dir(cache_dir)
-    except CorpusUnavailableError as error:
-        reason = str(error)
-    # Failed, not skipped: CI reaches the index, and a skip would hide a lost corpus.
-    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 from corpus_support import (
     CORPUS_URL,
-    CorpusUnavailableError,
-    corpus_tests_dir,
     headers_for,
 )
 from feedparser.urls import _urljoin, make_safe_absolute_uri, resolve_relative_uris
@@ -131,17 +129,6 @@ def test_seed_blog_feeds_mostly_take_the_fast_path() -> None:
 
 
 # --------------------------------------------------------------------------- feedparser's corpus
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = getattr(request.config, "cache", None)
-    cache_dir = cache.mkdir("feedparser-corpus") if cache else tmp_path_factory.mktemp("corpus")
-    try:
-        return corpus_tests_dir(cache_dir)
-    except CorpusUnavailableError as error:
-        reason = str(error)
-    pytest.fail(reason, pytrace=False)
 
 
 def test_feedparser_corpus_agrees_where_accepted(corpus_dir: Path) -> None:
