@@ -26,7 +26,6 @@ from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher
 from aggregator.parser_pool import ParserPool
 from aggregator.publish import publish_all
-from aggregator.reading import parse_and_normalize
 from aggregator.schedule import next_check_at
 from aggregator.store import CommentFeedState, IngestReport, SourceState, Store
 from aggregator.topics import TopicMatcher
@@ -309,6 +308,10 @@ class Aggregator:
     ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
         # Parsing runs in worker processes with a time and memory limit: a
         # runaway document costs its own source a recorded error, nothing more.
+        # Imported on first use: a pass where everything is 304 never parses,
+        # and the reading path (parser, language model) is slow to import.
+        from aggregator.reading import parse_and_normalize
+
         try:
             return await self.parser_pool.run(
                 parse_and_normalize, fetched.body, fetched.headers,

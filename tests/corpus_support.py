@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from aggregator.errors import ParseError
-from aggregator.pipeline import parse_and_normalize
+from aggregator.reading import parse_and_normalize
 from aggregator.types import NormalizedEntry, ParsedFeed
 
 #: Where every corpus file claims to come from; relative links resolve against it.

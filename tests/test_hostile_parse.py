@@ -25,7 +25,7 @@ from aggregator.errors import ParseError
 from aggregator.normalize import EARLIEST_PLAUSIBLE
 from aggregator.parse import MAX_ENTRIES
 from aggregator.parser_pool import ParserPool
-from aggregator.pipeline import parse_and_normalize
+from aggregator.reading import parse_and_normalize
 from aggregator.sanitize import TITLE_MAX_LENGTH
 from aggregator.types import NormalizedEntry, ParsedFeed
 
