@@ -509,16 +509,16 @@ class Store:
         row.site_url = feed.link or row.site_url
         row.language = feed.language or row.language
         report = IngestReport()
+        posts = [(key_hash(entry.identity_key), entry) for entry in entries
+                 if entry.kind == "post"]
+        known = self._known_appearances(session, row.id, "post", [h for h, _ in posts])
         seen: set[str] = set()
-        for entry in entries:
-            if entry.kind != "post":
-                continue
-            khash = key_hash(entry.identity_key)
+        for khash, entry in posts:
             if khash in seen:  # the same GUID twice in one document: first wins
                 continue
             seen.add(khash)
             entry_row = self._upsert_post(session, row, entry, khash, fetch.final_url,
-                                          topics_for, now, report)
+                                          topics_for, now, report, known.get(khash))
             if follow_comments and entry.comments_feed_url:
                 self._upsert_comment_feed(session, row.id, entry.comments_feed_url,
                                           entry_row.id, entry.comment_count, now)
@@ -531,14 +531,24 @@ class Store:
         session.add(row)
         return report
 
+    @staticmethod
+    def _known_appearances(
+        session: Session, source_id: int | None, kind: str, hashes: Sequence[str],
+    ) -> dict[str, AppearanceRow]:
+        """This source's appearances among ``hashes``, in one query per 500."""
+        known: dict[str, AppearanceRow] = {}
+        for chunk in _chunks(list(hashes), 500):
+            for appearance in session.exec(select(AppearanceRow).where(
+                    AppearanceRow.source_id == source_id, AppearanceRow.kind == kind,
+                    col(AppearanceRow.key_hash).in_(chunk))):
+                known[appearance.key_hash] = appearance
+        return known
+
     def _upsert_post(
         self, session: Session, source: SourceRow, entry: NormalizedEntry, khash: str,
         feed_url: str, topics_for: TopicsFor, now: datetime, report: IngestReport,
+        appearance: AppearanceRow | None,
     ) -> EntryRow:
-        appearance = session.exec(select(AppearanceRow).where(
-            AppearanceRow.source_id == source.id, AppearanceRow.kind == "post",
-            AppearanceRow.key_hash == khash,
-        )).first()
         if appearance is not None:
             entry_row = session.get(EntryRow, appearance.entry_id)
             assert entry_row is not None
@@ -682,16 +692,14 @@ class Store:
             return report
         post = session.get(EntryRow, feed_row.post_entry_id) if feed_row.post_entry_id else None
         batch: list[EntryRow] = []
+        comments = [(key_hash(entry.identity_key), entry) for entry in entries or ()]
+        known = self._known_appearances(session, source.id, "comment", [h for h, _ in comments])
         seen: set[str] = set()
-        for entry in entries or ():
-            khash = key_hash(entry.identity_key)
+        for khash, entry in comments:
             if khash in seen:
                 continue
             seen.add(khash)
-            appearance = session.exec(select(AppearanceRow).where(
-                AppearanceRow.source_id == source.id, AppearanceRow.kind == "comment",
-                AppearanceRow.key_hash == khash,
-            )).first()
+            appearance = known.get(khash)
             if appearance is not None:
                 if appearance.content_hash != entry.content_hash:
                     comment = session.get(EntryRow, appearance.entry_id)
