@@ -158,7 +158,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             ) as progress:
                 task = progress.add_task("fetching", total=None)
 
-                def claimed(count: int) -> None:
+                def total(count: int) -> None:
                     progress.update(task, total=count)
 
                 def advance(outcome: SourceOutcome) -> None:
@@ -166,7 +166,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
 
                 report = await aggregator.fetch_pass(
                     names=list(names) or None, force=fetch_all or bool(names),
-                    progress=advance, on_claimed=claimed,
+                    progress=advance, on_total=total,
                 )
             report.published = await asyncio.to_thread(aggregator.publish)
             return report

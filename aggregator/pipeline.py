@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from aggregator import __version__
@@ -100,6 +101,7 @@ class Aggregator:
         self.owner = owner or worker_name()
         self._rng = random.Random()
         self._matcher = TopicMatcher(config.topics)
+        self._source_topics = {s.name: s.topics for s in config.sources}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,6 +125,7 @@ class Aggregator:
             asyncio.get_running_loop().create_task(old.aclose())
         self.config = config
         self._matcher = TopicMatcher(config.topics)
+        self._source_topics = {s.name: s.topics for s in config.sources}
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -146,7 +149,7 @@ class Aggregator:
         names: Sequence[str] | None = None,
         force: bool = False,
         progress: ProgressCallback | None = None,
-        on_claimed: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
     ) -> PassReport:
         """Fetch every due (or, with ``force``, every) enabled source once."""
         config = self.config
@@ -157,8 +160,8 @@ class Aggregator:
             enabled = [name for name in enabled if name in set(names)]
         due = await asyncio.to_thread(
             self.store.due_names, now=now, names=enabled, force=force)
-        if on_claimed is not None:
-            on_claimed(len(due))
+        if on_total is not None:
+            on_total(len(due))
         report = PassReport()
 
         async def one(state: SourceState) -> None:
@@ -226,7 +229,7 @@ class Aggregator:
         outcome.http_status = fetched.status
         body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.status != 304 else None
         if fetched.status == 304 or body_hash == state.body_hash:
-            when = self._next_check(now, interval, "not_modified", 0, fetched, None)
+            when = self._next_check(now, interval, "not_modified", fetched, None)
             await asyncio.to_thread(
                 self.store.record_source_unchanged, state.id, owner=self.owner, now=now,
                 fetch=fetched, next_check_at=when,
@@ -239,15 +242,11 @@ class Aggregator:
                 outcome.seconds = time.monotonic() - started
                 return outcome
             entries = _own_site_comment_feeds(entries, fetched.final_url, feed.link)
-            when = self._next_check(now, interval, "ok", 0, fetched, feed.ttl_minutes)
-            source_topics = source.topics
+            when = self._next_check(now, interval, "ok", fetched, feed.ttl_minutes)
 
             def topics_for(entry: NormalizedEntry) -> tuple[str, ...]:
-                return self._matcher.classify(
-                    title=entry.title, text=entry.text, categories=entry.categories,
-                    source_name=source.name, source_topics=source_topics,
-                    language=entry.language,
-                )
+                return self._topics(entry.title, entry.text, entry.categories,
+                                    entry.language, source.name)
 
             outcome.report = await asyncio.to_thread(
                 self.store.ingest_source_feed, state, owner=self.owner, now=now,
@@ -343,14 +342,22 @@ class Aggregator:
         outcome.error = str(error)
 
     def _next_check(
-        self, now: datetime, interval: timedelta, result: str, errors: int,
+        self, now: datetime, interval: timedelta, result: Literal["ok", "not_modified"],
         fetched: FetchResult, ttl: int | None,
     ) -> datetime | None:
+        """When to fetch a source again after a successful fetch."""
         return next_check_at(
             now=now, interval=interval, jitter=self.config.fetch.jitter, rng=self._rng,
-            outcome=result,  # type: ignore[arg-type]
-            error_count=errors, retry_after=fetched.retry_after,
+            outcome=result, error_count=0, retry_after=fetched.retry_after,
             fresh_for=fetched.fresh_for, ttl_minutes=ttl,
+        )
+
+    def _topics(self, title: str, text: str, categories: Sequence[str],
+                language: str | None, source_name: str) -> tuple[str, ...]:
+        """The topics a post belongs to under the current rules."""
+        return self._matcher.classify(
+            title=title, text=text, categories=categories, source_name=source_name,
+            source_topics=self._source_topics.get(source_name, ()), language=language,
         )
 
     # ------------------------------------------------------------------ publishing
@@ -365,20 +372,8 @@ class Aggregator:
         )).encode()).hexdigest()
         if self.store.get_meta("topic_rules") == signature:
             return 0
-        source_topics = {s.name: s.topics for s in self.config.sources}
-        matcher = self._matcher
-
-        def classify(row: object, source_name: str) -> tuple[str, ...]:
-            import json
-
-            return matcher.classify(
-                title=row.title, text=row.text,  # type: ignore[attr-defined]
-                categories=json.loads(row.categories),  # type: ignore[attr-defined]
-                source_name=source_name, source_topics=source_topics.get(source_name, ()),
-                language=row.language,  # type: ignore[attr-defined]
-            )
-
-        changed = self.store.refile_topics(classify)
+        changed = self.store.refile_topics(lambda post: self._topics(
+            post.title, post.text, post.categories, post.language, post.source_name))
         self.store.set_meta("topic_rules", signature)
         return changed
 

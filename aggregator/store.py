@@ -143,6 +143,17 @@ class IngestReport:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPost:
+    """What topic rules look at in a stored post (for re-filing)."""
+
+    title: str
+    text: str
+    categories: tuple[str, ...]
+    language: str | None
+    source_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceStatus:
     """One row of `aggregator status`."""
 
@@ -883,14 +894,19 @@ class Store:
 
     # ------------------------------------------------------------------ topics
 
-    def refile_topics(self, classify: Callable[[EntryRow, str], tuple[str, ...]]) -> int:
+    def refile_topics(self, classify: Callable[[StoredPost], tuple[str, ...]]) -> int:
         """Re-run topic rules over every post; returns how many changed."""
         changed = 0
         with self._write_lock, Session(self.engine) as session:
             names = {row.id: row.name for row in session.exec(select(SourceRow))}
             for row in session.exec(select(EntryRow).where(
                     EntryRow.kind == "post", EntryRow.pruned == False)):  # noqa: E712
-                topics = json.dumps(list(classify(row, names.get(row.source_id, ""))))
+                post = StoredPost(
+                    title=row.title, text=row.text,
+                    categories=tuple(json.loads(row.categories)), language=row.language,
+                    source_name=names.get(row.source_id, ""),
+                )
+                topics = json.dumps(list(classify(post)))
                 if topics != row.topics:
                     row.topics = topics
                     session.add(row)
