@@ -58,13 +58,7 @@ TopicsFor = Callable[[NormalizedEntry], tuple[str, ...]]
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
-    """Times are bound as aware UTC (SQLModel's UTCDateTime stores them as UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def utc_aware(moment: datetime | None) -> datetime | None:
+    """``moment`` as aware UTC (naive means UTC): how times go into and come out of the store."""
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -1008,8 +1002,8 @@ class Store:
                 id=public_id(row.uid), key=row.uid, kind=row.kind,  # type: ignore[arg-type]
                 title=row.title, link=row.link, content_html=row.content_html,
                 summary_html=row.summary_html, author=row.author,
-                published=utc_aware(row.published),  # type: ignore[arg-type]
-                updated=utc_aware(row.updated),  # type: ignore[arg-type]
+                published=as_utc(row.published),  # type: ignore[arg-type]
+                updated=as_utc(row.updated),  # type: ignore[arg-type]
                 categories=tuple(json.loads(row.categories)),
                 language=row.language, topics=tuple(json.loads(row.topics)),
                 source=_source_info(source),
@@ -1017,7 +1011,7 @@ class Store:
                     Appearance(
                         source=sources[a.source_id].name, feed_url=a.feed_url,
                         original_id=a.original_id, link=a.link,
-                        published=utc_aware(a.published),
+                        published=as_utc(a.published),
                     ) for a in sorted(appearances.get(row.id or 0, []),
                                       key=lambda a: a.source_id != row.source_id)
                 ),
@@ -1050,11 +1044,11 @@ class Store:
             for row in session.exec(select(SourceRow).order_by(col(SourceRow.name))):
                 result.append(SourceStatus(
                     name=row.name, url=row.url,
-                    last_fetch_at=utc_aware(row.last_fetch_at),
-                    last_success_at=utc_aware(row.last_success_at),
+                    last_fetch_at=as_utc(row.last_fetch_at),
+                    last_success_at=as_utc(row.last_success_at),
                     last_status=row.last_status, last_error=row.last_error,
-                    error_count=row.error_count, failing_since=utc_aware(row.failing_since),
-                    next_check_at=utc_aware(row.next_check_at), moved_to=row.moved_to,
+                    error_count=row.error_count, failing_since=as_utc(row.failing_since),
+                    next_check_at=as_utc(row.next_check_at), moved_to=row.moved_to,
                     gone=row.gone, posts=counts.get((row.id or 0, "post"), 0),
                     comments=counts.get((row.id or 0, "comment"), 0),
                 ))
@@ -1233,5 +1227,5 @@ def _apply_entry(
 
 
 def _iso(moment: datetime | None) -> str | None:
-    aware = utc_aware(moment)
+    aware = as_utc(moment)
     return aware.isoformat().replace("+00:00", "Z") if aware else None
