@@ -217,8 +217,7 @@ class FeedServer:
 
     def _database_ok(self) -> bool:
         try:
-            return self.store.integrity_ok() if not self.store.is_sqlite else bool(
-                self.store.counts() is not None)
+            return self.store.ping()
         except Exception:  # health must answer, whatever the database does
             return False
 

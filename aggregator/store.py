@@ -245,6 +245,11 @@ class Store:
                     f"aggregator understands ({SCHEMA_VERSION}); upgrade aggregator"
                 )
 
+    def ping(self) -> bool:
+        """Is the database answering? Cheap enough for every /healthz request."""
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT 1")).scalar() == 1
+
     def integrity_ok(self) -> bool:
         with self.engine.connect() as connection:
             if self.is_sqlite:
