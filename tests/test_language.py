@@ -230,3 +230,37 @@ def test_only_a_bounded_window_of_a_long_text_is_read() -> None:
     # What lies past the window cannot change the answer.
     assert detect_language(dutch[: SAMPLE_CHARS + SKIP_CHARS + 20] + " " + "x" * 50_000) == "nl"
     assert detect_language(dutch[:600] + " " + " ".join(fixture_paragraphs("en"))) == "nl"
+
+
+def test_the_mapped_model_cache_answers_as_py3langid_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    first = language._load_identifier()  # unpacks the model into the cache
+    assert any((tmp_path / "cache").iterdir())
+    mapped = language._load_identifier()  # maps it
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    reference.set_languages(sorted(DETECTABLE_LANGUAGES.intersection(reference.labels)))
+    texts = [p for code in ("nl", "de", "en") for p in fixture_paragraphs(code)]
+    texts += [p[:40] for p in texts] + ["", "1234 !!", "Крым — полуостров"]
+    for text in texts:
+        want = reference.classify(text)
+        assert first.classify(text) == want
+        assert mapped.classify(text) == want
+
+
+def test_an_unwritable_or_damaged_cache_falls_back_to_the_packed_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(blocker))
+    assert language._load_identifier().classify(fixture_paragraphs("de")[0])[0] == "de"
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    directory = language._cache_dir()
+    assert directory is not None
+    directory.mkdir(parents=True)
+    (directory / "classes.txt").write_text("nl\nde")  # arrays missing
+    assert language._load_identifier().classify(fixture_paragraphs("nl")[0])[0] == "nl"
