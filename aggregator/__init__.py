@@ -1,10 +1,7 @@
 """aggregator: a syndication aggregator and feed hub for marketing blogs."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("aggregator")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.1.0"
+# The one place the version is written (pyproject.toml reads it from here):
+# asking importlib.metadata instead costs every command a scan of sys.path.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
