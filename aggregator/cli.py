@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,10 +165,14 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
                 def advance(outcome: SourceOutcome) -> None:
                     progress.update(task, advance=1, description=f"fetched {outcome.name}")
 
+                started = time.monotonic()
                 report = await aggregator.fetch_pass(
                     names=list(names) or None, force=fetch_all or bool(names),
                     progress=advance, on_total=total,
                 )
+                logging.getLogger("aggregator").info(
+                    "fetch pass: %d source(s) in %.3f s", len(report.outcomes),
+                    time.monotonic() - started)
             report.published = await asyncio.to_thread(aggregator.publish)
             return report
         finally:
@@ -175,11 +180,14 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             aggregator.close()
 
     report = asyncio.run(go())
+    # Only sources with news or trouble get a row: with thousands of sources
+    # a row each for "not modified" hides what matters (and takes seconds).
+    listed = [o for o in report.outcomes if o.result != "unchanged" or o.error]
     table = Table(title=f"Fetch pass: {len(report.outcomes)} source(s)")
     for column in ("source", "result", "HTTP", "new posts", "updated", "merged",
                    "new comments", "comment feeds", "s", "error"):
         table.add_column(column, overflow="fold")
-    for outcome in sorted(report.outcomes, key=lambda o: o.name):
+    for outcome in sorted(listed, key=lambda o: o.name):
         r = outcome.report
         _add_row(table,
             outcome.name, outcome.result, str(outcome.http_status or "-"), str(r.new_posts),
@@ -187,7 +195,11 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             str(r.new_comments), str(outcome.comment_feeds), f"{outcome.seconds:.2f}",
             outcome.error or "",
         )
-    console.print(table)
+    if listed:
+        console.print(table)
+    quiet = len(report.outcomes) - len(listed)
+    if quiet:
+        say(f"{quiet} source(s) unchanged since the last fetch.")
     if not report.outcomes:
         say("No source was due. Use --all to fetch every source now.")
     say(f"Published {len(report.published)} changed file(s) "

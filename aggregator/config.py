@@ -66,6 +66,10 @@ class FetchSettings:
     comments_days: int = 14
     #: Scheduler tick in seconds (how often due sources are claimed, config reloaded).
     tick_seconds: float = 60.0
+    #: How long a worker's claim on a source lasts without renewal: a worker that
+    #: dies (on another machine) holds its sources, and a slot of their host,
+    #: this long. A live worker renews its leases while it works.
+    lease_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,8 @@ DEFAULT_USER_AGENT = "aggregator/{version} (+{contact})"
 #: Polite polling: no source more often than every 15 minutes, none less than daily.
 MIN_INTERVAL_MINUTES = 15
 MAX_INTERVAL_MINUTES = 24 * 60
+#: Leases shorter than this (seconds) risk expiring under a slow fetch.
+MIN_LEASE_SECONDS = 30
 
 
 def resolve_config_path(cli_value: str | None) -> Path:
@@ -530,7 +536,7 @@ def normalize_database_url(url: str, base_dir: Path) -> str:
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "aggregator": ("title", "base_url", "database", "feeds_dir", "contact", "retention_days"),
     "fetch": ("interval", "jitter", "concurrency", "per_host", "timeouts", "max_bytes",
-              "max_redirects", "user_agent", "comments_days", "tick",
+              "max_redirects", "user_agent", "comments_days", "tick", "lease_seconds",
               "allow_short_intervals"),
     "server": ("host", "port"),
     "sources": ("name", "url", "comments", "comments_url", "topics", "language", "interval",
@@ -701,23 +707,11 @@ def _read_fetch(table: dict[str, Any], contact: str, problems: _Problems) -> Fet
             reader.problem("max_bytes", f'{exc}. Example: max_bytes = "5MiB"')
             max_bytes = defaults.max_bytes
 
-    tick = defaults.tick_seconds
-    raw_tick = reader.raw("tick")
-    if raw_tick is not _MISSING:
-        try:
-            if isinstance(raw_tick, str):
-                tick = parse_duration(raw_tick)
-            elif _is_number(raw_tick):
-                tick = float(raw_tick)
-            else:
-                raise _Invalid(f"expected seconds or a duration string, found "
-                               f"{_describe(raw_tick)}")
-            if not 1 <= tick <= 3600:
-                raise _Invalid(f"{tick:g} seconds is out of range; it must be between 1 "
-                               "and 3600 seconds")
-        except _Invalid as exc:
-            reader.problem("tick", f'{exc}. Example: tick = 60  or  tick = "1m"')
-            tick = defaults.tick_seconds
+    tick = _seconds(reader, "tick", defaults.tick_seconds, 1, 3600, '"1m"')
+    lease_floor = 1 if allow_short else MIN_LEASE_SECONDS
+    lease = _seconds(reader, "lease_seconds", defaults.lease_seconds, lease_floor, 86400,
+                     '"10m"', hint="" if allow_short else
+                     "; for tests only, set [fetch] allow_short_intervals = true to go lower")
 
     user_agent = reader.string("user_agent", DEFAULT_USER_AGENT,
                                example=_quote(DEFAULT_USER_AGENT))
@@ -741,7 +735,30 @@ def _read_fetch(table: dict[str, Any], contact: str, problems: _Problems) -> Fet
         user_agent=user_agent,
         comments_days=reader.integer("comments_days", defaults.comments_days, 0, None),
         tick_seconds=tick,
+        lease_seconds=lease,
     )
+
+
+def _seconds(reader: _TableReader, key: str, default: float, low: float, high: float,
+             example: str, *, hint: str = "") -> float:
+    """A number of seconds, or a duration string, between ``low`` and ``high``."""
+    raw = reader.raw(key)
+    if raw is _MISSING:
+        return default
+    try:
+        if isinstance(raw, str):
+            seconds = parse_duration(raw)
+        elif _is_number(raw):
+            seconds = float(raw)
+        else:
+            raise _Invalid(f"expected seconds or a duration string, found {_describe(raw)}")
+        if not low <= seconds <= high:
+            raise _Invalid(f"{seconds:g} seconds is out of range; it must be between {low:g} "
+                           f"and {high:g} seconds{hint}")
+    except _Invalid as exc:
+        reader.problem(key, f"{exc}. Example: {key} = {default:g}  or  {key} = {example}")
+        return default
+    return seconds
 
 
 def _read_timeouts(reader: _TableReader, defaults: FetchSettings) -> tuple[float, float, float]:

@@ -9,9 +9,12 @@ sources and publishes when something changed.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import hashlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +56,7 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
+        limit_malloc_arenas()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
@@ -117,7 +121,9 @@ class Daemon:
                 generation = await asyncio.to_thread(self.store.content_generation)
                 if self._needs_publish or generation != self._published_generation:
                     await asyncio.to_thread(self.aggregator.publish)
-                    self._needs_publish = False
+                    # Skipped because another process was writing the directory:
+                    # it may have read the store before the news; try next tick.
+                    self._needs_publish = self.aggregator.publish_skipped
                     self._published_generation = generation
                     if self.server is not None:
                         self.server.published()
@@ -128,6 +134,9 @@ class Daemon:
         except Exception:
             # The daemon must outlive any one bad tick; the next tick retries.
             log.exception("tick failed unexpectedly")
+        finally:
+            self.store.release_idle_connections()
+            return_freed_memory()
 
     def reload_config(self) -> bool:
         """Take an edited config.toml into use; keep the last good one if broken."""
@@ -154,6 +163,42 @@ class Daemon:
         log.info("reloaded %s: %d sources, %d topics", new.path, len(new.sources),
                  len(new.topics))
         return True
+
+
+def _glibc(name: str) -> Callable[..., int] | None:
+    try:
+        return getattr(ctypes.CDLL(None), name)  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return None
+
+
+_mallopt = _glibc("mallopt")
+_malloc_trim = _glibc("malloc_trim")
+#: mallopt parameter: how many malloc arenas threads may create.
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas() -> None:
+    """One malloc arena for all threads; call before the first thread starts.
+
+    glibc gives threads arenas of their own (up to 8 per core), and memory
+    freed in them mostly stays in RSS: with the database and publishing in
+    worker threads that was about 12 MB of a 10,000-source daemon. The
+    threads are mostly waiting on the GIL, so sharing one costs nothing.
+    """
+    if _mallopt is not None:
+        _mallopt(_M_ARENA_MAX, 1)
+
+
+def return_freed_memory() -> None:
+    """Give the memory a tick freed back to the system, so RSS between passes is small.
+
+    A pass over thousands of sources and a publish allocate and free tens of
+    MB; glibc keeps freed heap for reuse, and RSS would stay at the peak.
+    """
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _digest(path: Path) -> str | None:

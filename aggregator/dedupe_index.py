@@ -58,6 +58,8 @@ __all__ = [
     "candidates",
     "find_duplicate",
     "index_post",
+    "insert_keys",
+    "keys_of",
     "remove_keys",
     "resolve_entry",
     "split_entry",
@@ -106,6 +108,13 @@ class DedupeSplitRow(SQLModel, table=True):
 # ---------------------------------------------------------------------- lookup
 
 
+def keys_of(entry: ArticleSource | Article) -> list[tuple[str, str]]:
+    """The (key, kind) pairs *entry* is filed under: as the parser worker
+    computed them (NormalizedEntry.dedupe_keys), else computed here."""
+    keys = getattr(entry, "dedupe_keys", None)
+    return list(keys) if keys is not None else article_of(entry).index_keys()
+
+
 def candidates(
     session: Session,
     entry: ArticleSource | Article,
@@ -119,14 +128,13 @@ def candidates(
     at most PER_KEY_LIMIT per key (newest first) and *limit* in all. With
     *source_id*, posts that a split separated from that source are left out.
     """
-    article = article_of(entry)
     kinds: list[str] = []
     values: dict[str, object] = {"per_key": PER_KEY_LIMIT}
-    for key, kind in article.index_keys():
+    for key, kind in keys_of(entry):
         values[f"v{len(kinds)}"] = key
         kinds.append(kind)
-    for value, kind in ((article.canonical_url, "canonical_url"),
-                        (article.fingerprint, "fingerprint")):
+    for value, kind in ((entry.canonical_url, "canonical_url"),
+                        (entry.fingerprint, "fingerprint")):
         if value and not (kind == "canonical_url" and is_home_page(value)):
             values[f"v{len(kinds)}"] = value
             kinds.append(kind)
@@ -191,10 +199,13 @@ def find_duplicate(
     Of several matching candidates the strongest evidence wins: the
     canonical URL or exact body, then the most shared text.
     """
-    article = article_of(entry)
     best: DuplicateMatch | None = None
     best_rank = (-1, -1.0)
-    for row in candidates(session, article, source_id=source_id, limit=limit):
+    found = candidates(session, entry, source_id=source_id, limit=limit)
+    # Tokenizing a post costs more than the lookup; most posts have no candidate.
+    article = article_of(entry) if found else None
+    for row in found:
+        assert article is not None
         decision = same_article(article, row)
         if not decision.same:
             continue
@@ -217,15 +228,20 @@ def index_post(session: Session, entry_row_id: int, entry: ArticleSource | Artic
     still finds the group; same_article decides against the current text).
     ``new``: the row was just created, so it has no keys yet to look up.
     """
-    keys = dict(article_of(entry).index_keys())
+    keys = dict(keys_of(entry))
     if not keys:
         return
     present = set() if new else set(session.exec(select(DedupeKeyRow.key).where(
         DedupeKeyRow.entry_id == entry_row_id, col(DedupeKeyRow.key).in_(list(keys)))))
     rows = [{"entry_id": entry_row_id, "key": key, "kind": kind}
             for key, kind in keys.items() if key not in present]
+    insert_keys(session, rows)
+
+
+def insert_keys(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """File posts under keys: rows of entry_id, key and kind (none filed yet)."""
     if rows:
-        session.execute(insert(DedupeKeyRow), rows)
+        session.execute(insert(DedupeKeyRow.__table__), rows)  # type: ignore[arg-type]
 
 
 def remove_keys(session: Session, entry_row_id: int) -> None:

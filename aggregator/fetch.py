@@ -23,8 +23,8 @@ import http.cookiejar
 import time
 import typing
 import zlib
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import UTC
 from types import TracebackType
 
@@ -61,6 +61,28 @@ _MESSAGE_LIMIT = 200
 _private_ok: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "aggregator_private_ok_host", default=None
 )
+
+# One leased source's lane (see one_request_at_a_time), inherited by the tasks
+# that fetch its comment feeds.
+_lane: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "aggregator_lane", default=None
+)
+
+
+@contextmanager
+def one_request_at_a_time() -> Iterator[None]:
+    """Fetches made within this block, and by tasks started in it, take turns.
+
+    A fetch pass wraps each leased source's work (its feed, then its comment
+    feeds) in one: a lease then stands for one request to its host, so
+    ``[fetch] per_host``, counted in leases when sources are claimed, holds
+    across every worker sharing the database.
+    """
+    token = _lane.set(asyncio.Semaphore(1))
+    try:
+        yield
+    finally:
+        _lane.reset(token)
 
 
 # --------------------------------------------------------------------------- transport
@@ -402,9 +424,10 @@ class Fetcher:
         host_slot = self._per_host.get(key)
         if host_slot is None:
             host_slot = self._per_host[key] = asyncio.Semaphore(max(1, self._settings.per_host))
-        # Host first, then global: a task queued behind a busy host must not
-        # hold one of the global slots other hosts could use meanwhile.
-        async with host_slot, self._all:
+        lane = _lane.get()
+        # Lane, host, then global: a task queued behind a busy host must not
+        # hold one of the slots other sources or hosts could use meanwhile.
+        async with lane if lane is not None else nullcontext(), host_slot, self._all:
             yield
 
     async def fetch(

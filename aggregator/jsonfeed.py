@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
-from aggregator.types import Appearance, PublishedEntry, SiteInfo
+from aggregator.types import Appearance, PublishedEntry, SiteInfo, SourceInfo
 
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -171,12 +171,21 @@ def entry_title(entry: PublishedEntry) -> str:
     return "(untitled)"
 
 
+#: Source titles by name for the last ``SiteInfo.sources`` asked about (held
+#: by identity): source_title runs once per appearance of every published
+#: entry, and scanning thousands of sources each time dominated publishing.
+_titles_by_name: list[tuple[tuple[SourceInfo, ...], dict[str, str]]] = [((), {})]
+
+
 def source_title(site: SiteInfo, name: str) -> str:
     """The display title of the source called ``name`` (its name if unknown)."""
-    for source in site.sources:
-        if source.name == name:
-            return clean_text(source.title) or clean_text(name)
-    return clean_text(name)
+    sources, titles = _titles_by_name[0]
+    if sources is not site.sources:
+        titles = {}
+        for source in site.sources:
+            titles.setdefault(source.name, clean_text(source.title))
+        _titles_by_name[0] = (site.sources, titles)
+    return titles.get(name) or clean_text(name)
 
 
 def other_appearances(entry: PublishedEntry) -> list[Appearance]:

@@ -15,7 +15,9 @@ C extension). So every parse runs in a worker process of a :class:`ParserPool`:
   a parse even when this process is gone (killed with -9) and cannot kill it;
 * workers run at a lower priority, so the scheduler and the web server in this
   process stay responsive while they work;
-* workers start lazily and are reused: starting an interpreter costs ~1 s.
+* workers start lazily and are reused: starting an interpreter costs ~1 s;
+  a worker left idle for ``idle_timeout`` seconds is stopped, so that between
+  fetch passes the pool holds no memory (each worker is ~70–150 MB).
 
 Every failure of the machinery ends as :class:`ParseError` for the one feed
 whose parse caused it. Workers are plain ``python -c`` children talking over a
@@ -58,6 +60,8 @@ START_TIMEOUT = 30.0
 #: its reply: the heap a big parse left behind would make the next, innocent
 #: feed fail the memory limit.
 RETIRE_AT = 0.5
+#: A worker idle this long is stopped; the next parse starts a fresh one.
+IDLE_TIMEOUT = 10.0
 #: How long close() and aclose() wait for killed workers to be reaped.
 _REAP_SECONDS = 1.0
 #: Replies larger than this are unpickled off the event loop.
@@ -78,7 +82,8 @@ class ParserPool:
     this process instead (for fast tests: the timeout is reported but the
     thread cannot be stopped, and there is no memory limit). ``preload`` names
     modules each worker imports when it starts, so the first parse does not pay
-    for them inside its time limit.
+    for them inside its time limit. A worker idle for ``idle_timeout`` seconds
+    is stopped (None: kept until the pool closes).
     """
 
     def __init__(
@@ -88,18 +93,22 @@ class ParserPool:
         timeout: float = 60.0,
         memory_limit: int = 1024 * 1024 * 1024,
         preload: Sequence[str] = (),
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         count = (os.cpu_count() or 1) if workers is None else workers
         if count < 0:
             raise ValueError(f"workers must be 0 or more, not {count}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
         if memory_limit <= 0:
             raise ValueError(f"memory_limit must be positive, not {memory_limit}")
         self.workers = count
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.preload = tuple(preload)
+        self.idle_timeout = idle_timeout
         self._slots = [_Slot() for _ in range(count)]
         self._dying: list[subprocess.Popen[bytes]] = []
         self._idle: asyncio.Queue[_Slot] | None = None
@@ -127,10 +136,16 @@ class ParserPool:
         idle = self._idle_slots()
         slot = await idle.get()
         slot.busy = True
+        if slot.idle_timer is not None:
+            slot.idle_timer.cancel()
+            slot.idle_timer = None
         try:
             return await self._run_in_slot(slot, func, args)
         finally:
             slot.busy = False
+            if self.idle_timeout is not None and slot.worker is not None:
+                slot.idle_timer = asyncio.get_running_loop().call_later(
+                    self.idle_timeout, self._stop_idle, slot)
             idle.put_nowait(slot)
 
     async def aclose(self) -> None:
@@ -231,6 +246,14 @@ class ParserPool:
             if not started:
                 self._retire(slot)
 
+    def _stop_idle(self, slot: _Slot) -> None:
+        """A worker nobody needed for ``idle_timeout`` goes; its memory with it."""
+        slot.idle_timer = None
+        if not slot.busy:
+            self._retire(slot)
+            # Collect its exit status soon, rather than at the next parse.
+            asyncio.get_running_loop().call_later(_REAP_SECONDS, self._reap_dying)
+
     def _retire(self, slot: _Slot) -> None:
         worker, slot.worker = slot.worker, None
         if worker is not None:
@@ -318,11 +341,12 @@ class ParserPool:
 class _Slot:
     """One place in the pool: at most one worker process, at most one parse."""
 
-    __slots__ = ("busy", "worker")
+    __slots__ = ("busy", "idle_timer", "worker")
 
     def __init__(self) -> None:
         self.worker: _Worker | None = None
         self.busy = False
+        self.idle_timer: asyncio.TimerHandle | None = None
 
 
 class _Worker:

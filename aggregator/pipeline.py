@@ -8,13 +8,17 @@ unchanged, or an error); one bad source never stops the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import itertools
 import logging
 import os
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,11 +28,19 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
-from aggregator.fetch import Fetcher
+from aggregator.fetch import Fetcher, one_request_at_a_time
 from aggregator.parser_pool import ParserPool
-from aggregator.publish import publish_all
+from aggregator.publish import RenderMemo, publish_all, write_if_changed
 from aggregator.schedule import next_check_at
-from aggregator.store import CommentFeedState, IngestReport, SourceState, Store
+from aggregator.store import (
+    Claim,
+    CommentFeedState,
+    IngestReport,
+    SourceState,
+    Store,
+    Unchanged,
+    host_slot,
+)
 from aggregator.topics import TopicMatcher
 from aggregator.types import (
     EntryKind,
@@ -44,8 +56,6 @@ from aggregator.urls import same_site
 
 log = logging.getLogger("aggregator")
 
-#: How long a claimed source stays leased to this worker without news.
-LEASE = timedelta(minutes=10)
 #: Entries per published feed (newest first).
 MAX_FEED_ENTRIES = 100
 
@@ -102,6 +112,12 @@ class Aggregator:
         self._rng = random.Random()
         self._matcher = TopicMatcher(config.topics)
         self._source_topics = {s.name: s.topics for s in config.sources}
+        #: What the files under feeds/ were rendered from: unchanged ones are not rendered again.
+        self._render_memo = RenderMemo()
+        #: The last publish() found another process writing the directory.
+        self.publish_skipped = False
+        #: 304s not yet recorded: they go with the release of their lease.
+        self._unchanged: dict[int, Unchanged] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,6 +171,7 @@ class Aggregator:
         config = self.config
         now = now_utc()
         await asyncio.to_thread(self.store.sync_sources, config.sources, now)
+        await asyncio.to_thread(self._adopt_topic_rules_if_empty)
         enabled = [s.name for s in config.sources if s.enabled]
         if names is not None:
             enabled = [name for name in enabled if name in set(names)]
@@ -166,10 +183,10 @@ class Aggregator:
 
         async def one(state: SourceState) -> None:
             source = config.source(state.name)
-            if source is None:
-                await asyncio.to_thread(self.store.release, state.id, self.owner)
+            if source is None:  # removed from config.toml since the pass began
                 return
-            outcome = await self._fetch_source(source, state)
+            with one_request_at_a_time():
+                outcome = await self._fetch_source(source, state)
             report.outcomes.append(outcome)
             _log_outcome(outcome)
             if progress is not None:
@@ -177,40 +194,78 @@ class Aggregator:
 
         # Sources are leased a few at a time, as fetch slots free up, so a
         # process killed mid-pass holds few leases (and those are recognised
-        # as dead by the next run on this machine).
+        # as dead by the next run on this machine, or expire). A lease covers
+        # the source's comment feeds too and is handed back when both are
+        # done; it is renewed meanwhile, so only a dead worker's expires.
         slots = max(1, config.fetch.concurrency)
-        pending = list(due)
+        per_host = max(1, config.fetch.per_host)
+        lease = timedelta(seconds=config.fetch.lease_seconds)
+        renew_every = config.fetch.lease_seconds / 3
+        renew_at = time.monotonic() + renew_every
+        sources = {s.name: s for s in config.sources}
+        queue = _DueQueue(due, lambda name: host_slot(sources[name].url))
         running: dict[asyncio.Task[None], SourceState] = {}
+        # Hosts offered since this worker last leased something: once every
+        # host was offered in vain and nothing runs here, what is left waits
+        # for hosts other workers are busy with (they, or the next tick, take it).
+        barren = 0
         try:
-            while pending or running:
-                if pending and len(running) < slots:
-                    batch = pending[:slots - len(running)]
-                    del pending[:len(batch)]
-                    states = await asyncio.to_thread(
-                        self.store.claim_due, now=now, owner=self.owner, lease=LEASE,
-                        names=batch, force=force, stale_owner=owner_is_dead,
+            while True:
+                free = slots - len(running)
+                if queue and free > 0 and barren < queue.hosts():
+                    offered = queue.offer(max(4 * free, 32), per_host)
+                    claim = await asyncio.to_thread(
+                        self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
+                        names=offered, force=force, stale_owner=owner_is_dead,
+                        per_host=per_host, limit=free,
                     )
-                    for state in states:
+                    queue.settle(offered, claim)
+                    barren = 0 if claim else barren + len({queue.host_of(n) for n in offered})
+                    for state in claim:
                         running[asyncio.create_task(one(state))] = state
-                    continue
-                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    if not claim:
+                        continue
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(
+                    running, timeout=max(0.0, renew_at - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED)
+                done = [running.pop(task) for task in finished]
+                if done:
+                    await self._release([state.id for state in done])
+                    for state in done:  # a slot of its host is free now
+                        queue.prefer(host_slot(state.fetch_url))
+                    barren = 0
+                if running and time.monotonic() >= renew_at:
+                    await asyncio.to_thread(
+                        self.store.renew, [state.id for state in running.values()],
+                        self.owner, until=now_utc() + lease)
+                    renew_at = time.monotonic() + renew_every
                 for task in finished:
-                    running.pop(task)
                     task.result()
         finally:
             # A cancelled pass (shutdown) hands its leases back at once.
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
-            done = {outcome.name for outcome in report.outcomes}
-            for state in running.values():
-                if state.name not in done:
-                    await asyncio.to_thread(self.store.release, state.id, self.owner)
+            if running or self._unchanged:
+                await self._release([state.id for state in running.values()], everything=True)
             if report.changed:
                 # Tells every publisher sharing the store (this one, and
                 # --role serve workers elsewhere) that there is news.
                 await asyncio.to_thread(self.store.bump_content_generation)
         return report
+
+    async def _release(self, source_ids: list[int], *, everything: bool = False) -> None:
+        """Hand back leases, recording the 304s of those sources in the same transaction.
+
+        ``everything``: also record every 304 still pending (the pass is ending).
+        """
+        if everything:
+            unchanged, self._unchanged = list(self._unchanged.values()), {}
+        else:
+            unchanged = [self._unchanged.pop(i) for i in source_ids if i in self._unchanged]
+        await asyncio.to_thread(self.store.release, source_ids, self.owner, unchanged=unchanged)
 
     async def _fetch_source(self, source: SourceConfig, state: SourceState) -> SourceOutcome:
         started = time.monotonic()
@@ -230,10 +285,8 @@ class Aggregator:
         body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.status != 304 else None
         if fetched.status == 304 or body_hash == state.body_hash:
             when = self._next_check(now, interval, "not_modified", fetched, None)
-            await asyncio.to_thread(
-                self.store.record_source_unchanged, state.id, owner=self.owner, now=now,
-                fetch=fetched, next_check_at=when,
-            )
+            # Recorded with the lease's release, many sources per transaction.
+            self._unchanged[state.id] = Unchanged(state.id, now, fetched, when)
         else:
             try:
                 feed, entries = await self._parse(fetched, "post", source, now)
@@ -245,6 +298,8 @@ class Aggregator:
             when = self._next_check(now, interval, "ok", fetched, feed.ttl_minutes)
 
             def topics_for(entry: NormalizedEntry) -> tuple[str, ...]:
+                if entry.topics is not None:  # filed by the parser worker
+                    return entry.topics
                 return self._topics(entry.title, entry.text, entry.categories,
                                     entry.language, source.name)
 
@@ -309,12 +364,15 @@ class Aggregator:
         # runaway document costs its own source a recorded error, nothing more.
         # Imported on first use: a pass where everything is 304 never parses,
         # and the reading path (parser, language model) is slow to import.
-        from aggregator.reading import parse_and_normalize
+        from aggregator.reading import TopicFiling, parse_and_normalize
 
+        filing = TopicFiling(
+            tuple(self.config.topics), source.name, self._source_topics.get(source.name, ()),
+        ) if kind == "post" else None
         try:
             return await self.parser_pool.run(
                 parse_and_normalize, fetched.body, fetched.headers,
-                fetched.final_url, kind, source.language, now,
+                fetched.final_url, kind, source.language, now, filing,
             )
         except ParseError:
             raise
@@ -365,11 +423,15 @@ class Aggregator:
     def site_info(self, languages: Sequence[str] = ()) -> SiteInfo:
         return build_site_info(self.config, self.store, languages)
 
+    def _adopt_topic_rules_if_empty(self) -> None:
+        """An empty store takes the current topic rules as its own, so the
+        posts this first pass files with them are not re-filed right after."""
+        if self.store.get_meta("topic_rules") is None and not self.store.has_posts():
+            self.store.set_meta("topic_rules", topic_rules_signature(self.config))
+
     def refile_topics_if_rules_changed(self) -> int:
         """Re-file every post when the topic rules in config.toml changed."""
-        signature = hashlib.sha256(repr((
-            self.config.topics, [(s.name, s.topics) for s in self.config.sources],
-        )).encode()).hexdigest()
+        signature = topic_rules_signature(self.config)
         if self.store.get_meta("topic_rules") == signature:
             return 0
         changed = self.store.refile_topics(lambda post: self._topics(
@@ -395,6 +457,7 @@ class Aggregator:
         nothing is written here (it writes the same content anyway).
         """
         with self.store.publish_lock(self.config.aggregator.feeds_dir) as acquired:
+            self.publish_skipped = not acquired
             if not acquired:
                 log.info("another worker is publishing to %s; skipped",
                          self.config.aggregator.feeds_dir)
@@ -410,12 +473,14 @@ class Aggregator:
             self.store.content_generation(), self.config.aggregator, self.config.topics,
             self.config.sources,
         )).encode()).hexdigest()
-        meta_key = f"published:{feeds_dir}"
-        if (not changed_here and self.store.get_meta(meta_key) == signature
+        # The mark lives in the directory it describes: machines sharing the
+        # store each have their own feeds/, under the same path.
+        mark = feeds_dir / ".published"
+        if (not changed_here and _read_text(mark) == signature
                 and all((feeds_dir / name).exists() for name in ("all.atom", "index.html"))):
             return []
         changed = self._render_all()
-        self.store.set_meta(meta_key, signature)
+        write_if_changed(mark, signature.encode("ascii"))
         return changed
 
     def _render_all(self) -> list[Path]:
@@ -425,12 +490,26 @@ class Aggregator:
         site = self.site_info(languages)
         changed = publish_all(
             self.config.aggregator.feeds_dir, site, posts, comments,
-            max_entries=MAX_FEED_ENTRIES,
+            max_entries=MAX_FEED_ENTRIES, memo=self._render_memo,
         )
         if changed:
             log.info("published %d changed file(s) to %s", len(changed),
                      self.config.aggregator.feeds_dir)
         return changed
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def topic_rules_signature(config: Config) -> str:
+    """What the stored topics were filed under (meta "topic_rules"): the rules in config.toml."""
+    return hashlib.sha256(repr((
+        config.topics, [(s.name, s.topics) for s in config.sources],
+    )).encode()).hexdigest()
 
 
 def build_site_info(config: Config, store: Store, languages: Sequence[str] = ()) -> SiteInfo:
@@ -472,19 +551,35 @@ def _process_start(pid: int) -> str:
         return ""
 
 
+@functools.cache
+def _pid_scope() -> str:
+    """Where a pid names one process: this kernel boot and pid namespace ("" if unknown).
+
+    Two machines (or containers) may share a host name; a pid seen from
+    another boot or pid namespace says nothing about the process here.
+    """
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text("ascii").strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12] if parts else ""
+
+
 def worker_name() -> str:
-    """This process as a lease owner: host, pid and process start time."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+    """This process as a lease owner: host, pid, process start time and pid scope."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}:{_pid_scope()}"
 
 
 def owner_is_dead(owner: str) -> bool:
     """Is the lease holder a process on this machine that no longer runs?
 
-    Holders on other machines are never judged here: their leases expire.
+    Holders on other machines (another host name, boot or pid namespace) are
+    never judged here: their leases expire.
     """
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    host, pid_text, started, scope = [*owner.split(":"), "", "", ""][:4]
+    if host != socket.gethostname() or scope != _pid_scope() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     try:
@@ -494,6 +589,53 @@ def owner_is_dead(owner: str) -> bool:
     except PermissionError:  # alive, under another user
         return False
     return bool(started) and _process_start(pid) not in ("", started)
+
+
+class _DueQueue:
+    """A pass's due sources by host, offered to claims a window at a time.
+
+    A window holds at most ``per_host`` names of each host, hosts in turn, so
+    one host with hundreds of sources never fills it while others wait; a
+    host with no slot left goes to the back, one that just freed a slot here
+    to the front. Names stay until a claim leases them or finds them gone
+    (held by another worker, or no longer due).
+    """
+
+    def __init__(self, names: Iterable[str], host_of: Callable[[str], str]) -> None:
+        self.host_of = host_of
+        self._hosts: OrderedDict[str, deque[str]] = OrderedDict()
+        for name in names:
+            self._hosts.setdefault(host_of(name), deque()).append(name)
+
+    def __bool__(self) -> bool:
+        return bool(self._hosts)
+
+    def hosts(self) -> int:
+        return len(self._hosts)
+
+    def offer(self, size: int, per_host: int) -> list[str]:
+        offered: list[str] = []
+        for names in self._hosts.values():
+            offered.extend(itertools.islice(names, per_host))
+            if len(offered) >= size:
+                break
+        return offered
+
+    def settle(self, offered: Sequence[str], claim: Claim) -> None:
+        waiting = set(claim.waiting)
+        for name in offered:
+            if name not in waiting:
+                host = self.host_of(name)
+                self._hosts[host].remove(name)
+                if not self._hosts[host]:
+                    del self._hosts[host]
+        for host in claim.full_hosts:
+            if host in self._hosts:
+                self._hosts.move_to_end(host)
+
+    def prefer(self, host: str) -> None:
+        if host in self._hosts:
+            self._hosts.move_to_end(host, last=False)
 
 
 def _own_site_comment_feeds(

@@ -13,14 +13,19 @@ Every output is a pure function of its input: no now(), no random order.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import logging
 import os
+import pickle
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from feedgen.feed import FeedGenerator
 
@@ -45,6 +50,7 @@ from aggregator.page import LATEST_POSTS, render_index
 from aggregator.types import PublishedEntry, SiteInfo
 
 __all__ = [
+    "RenderMemo",
     "publish_all",
     "render_atom",
     "render_index",
@@ -378,6 +384,7 @@ def publish_all(
     comments: Sequence[PublishedEntry],
     *,
     max_entries: int = 100,
+    memo: RenderMemo | None = None,
 ) -> list[Path]:
     """Render every static output into ``feeds_dir``; return the files that changed.
 
@@ -386,6 +393,10 @@ def publish_all(
     .json, newest ``max_entries`` entries), sources.opml and index.html.
     Feeds of topics and languages no longer in ``site`` are removed; removed
     files are in the returned list too.
+
+    ``memo``, kept by the caller from one publish to the next, lets an output
+    whose inputs are the same as when its file was written (and the file as
+    it was then) go without rendering: after one new post most feeds are.
     """
     root = feeds_dir.resolve()
     try:
@@ -393,7 +404,10 @@ def publish_all(
     except OSError as error:
         raise PublishError(f"cannot create the feeds directory {root}: {error.strerror}") from error
     posts = newest_first(posts)
-    outputs: dict[str, bytes] = {}
+    memo = memo if memo is not None else RenderMemo()
+    site_key = memo.key(site)
+    #: relative path → (digest of everything its bytes depend on, how to render them)
+    outputs: dict[str, tuple[bytes, Callable[[], bytes]]] = {}
 
     def add_feeds(stem: str, title: str, entries: Sequence[PublishedEntry], subtitle: str,
                   language: str | None = None) -> None:
@@ -401,10 +415,13 @@ def publish_all(
         renderers: dict[str, _Renderer] = {
             "atom": render_atom, "rss": render_rss, "json": render_json,
         }
+        # One digest for the three formats: the entries are the costly part.
+        inputs = memo.key((site_key, stem, title, shown, subtitle, language))
         for suffix, render in renderers.items():
             path = f"{stem}.{suffix}"
-            outputs[path] = render(site, path=path, title=title, entries=shown,
-                                   subtitle=subtitle, language=language)
+            outputs[path] = (inputs + suffix.encode(), functools.partial(
+                render, site, path=path, title=title, entries=shown, subtitle=subtitle,
+                language=language))
 
     site_title = clean_text(site.title)
     add_feeds("all", site_title, posts, f"Every post aggregated by {site_title}")
@@ -431,15 +448,60 @@ def publish_all(
                   [post for post in posts if post.language == code],
                   f"Posts in language {code}", language=code)
 
-    outputs["sources.opml"] = render_opml(site)
-    outputs["index.html"] = render_index(site, posts[:LATEST_POSTS])
+    outputs["sources.opml"] = (site_key, functools.partial(render_opml, site))
+    latest = posts[:LATEST_POSTS]
+    outputs["index.html"] = (memo.key((site_key, latest)),
+                             functools.partial(render_index, site, latest))
 
-    changed = [target for relative, data in outputs.items()
-               if write_if_changed(target := _inside(root, relative), data)]
+    changed = []
+    for relative, (key, render) in outputs.items():
+        target = _inside(root, relative)
+        if memo.holds(target, key):
+            continue
+        if write_if_changed(target, render()):
+            changed.append(target)
+        memo.wrote(target, key)
     changed += _remove_stale(root, "topics", topic_slugs)
     changed += _remove_stale(root, "lang", language_codes)
     _remove_abandoned_temporaries(root)
     return changed
+
+
+class RenderMemo:
+    """What each published file was last rendered from, to skip unchanged outputs.
+
+    Per file: a digest of the inputs its bytes are a pure function of, and the
+    file's (mtime, size, inode) right after publishing. A file somebody else
+    changed or removed no longer matches, so it is rendered and written again.
+    """
+
+    #: SiteInfo.updated is not in any output; it must not make every file look new.
+    _NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def __init__(self) -> None:
+        self._files: dict[Path, tuple[bytes, tuple[int, int, int] | None]] = {}
+
+    def key(self, inputs: SiteInfo | tuple[Any, ...]) -> bytes:
+        """A digest of ``inputs``: equal pickles mean equal values (unequal ones
+        at worst cost a render)."""
+        if isinstance(inputs, SiteInfo):
+            inputs = (dataclasses.replace(inputs, updated=self._NO_TIME),)
+        return hashlib.blake2b(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL)).digest()
+
+    def holds(self, target: Path, key: bytes) -> bool:
+        known = self._files.get(target)
+        return known is not None and known == (key, _identity(target))
+
+    def wrote(self, target: Path, key: bytes) -> None:
+        self._files[target] = (key, _identity(target))
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 #: A temporary file older than this was left by a publish that died (kill -9).

@@ -1,20 +1,47 @@
 """Bytes of one feed document → normalized entries: the work a parser worker does.
 
 Kept apart from the pipeline so that a worker process imports only what
-reading needs (parsing, sanitizing, language, URLs), not the store, the HTTP
+reading needs (parsing, sanitizing, language, URLs, topic and dedupe keys: all
+pure, per entry, and so done here on a worker's core), not the store, the HTTP
 client or the web server: every worker is a whole interpreter, and its
 imports are most of its memory.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from aggregator.config import TopicConfig
+from aggregator.dedupe import article_of
 from aggregator.normalize import normalize_entry
 from aggregator.parse import parse_feed
+from aggregator.topics import TopicMatcher
 from aggregator.types import EntryKind, NormalizedEntry, ParsedFeed
 
-__all__ = ["parse_and_normalize"]
+__all__ = ["TopicFiling", "parse_and_normalize"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFiling:
+    """What filing a source's posts under topics needs: the rules and the source."""
+
+    rules: tuple[TopicConfig, ...]
+    source_name: str
+    source_topics: tuple[str, ...]
+
+
+#: Compiled rules by rule set: a worker serves many sources under one config.
+_matchers: dict[tuple[TopicConfig, ...], TopicMatcher] = {}
+
+
+def _matcher(rules: tuple[TopicConfig, ...]) -> TopicMatcher:
+    matcher = _matchers.get(rules)
+    if matcher is None:
+        if len(_matchers) >= 4:  # configs reloaded since: the old rules are dead
+            _matchers.clear()
+        matcher = _matchers[rules] = TopicMatcher(rules)
+    return matcher
 
 
 def parse_and_normalize(
@@ -24,14 +51,27 @@ def parse_and_normalize(
     kind: EntryKind,
     source_language: str | None,
     first_seen: datetime,
+    filing: TopicFiling | None = None,
 ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
-    """Bytes → normalized entries. Pure, so it can run in a worker process."""
+    """Bytes → normalized entries. Pure, so it can run in a worker process.
+
+    With ``filing``, posts also come with their topics.
+    """
     feed = parse_feed(body, headers, url)
-    entries = [
-        normalize_entry(
-            entry, kind=kind, feed=feed, feed_url=url,
+    entries = []
+    for parsed in feed.entries:
+        entry = normalize_entry(
+            parsed, kind=kind, feed=feed, feed_url=url,
             source_language=source_language, first_seen=first_seen,
         )
-        for entry in feed.entries
-    ]
+        if kind == "post":
+            # Pure and the costliest step of dedupe: done here, on the
+            # worker's core, rather than in the store's one writer.
+            topics = None if filing is None else _matcher(filing.rules).classify(
+                title=entry.title, text=entry.text, categories=entry.categories,
+                source_name=filing.source_name, source_topics=filing.source_topics,
+                language=entry.language)
+            entry = replace(entry, dedupe_keys=tuple(article_of(entry).index_keys()),
+                            topics=topics)
+        entries.append(entry)
     return feed, entries

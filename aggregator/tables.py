@@ -18,7 +18,9 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+#: 2: the entry_topic table (aggregator.topic_index) and the newest-first
+#: indexes on entry; Store._migrate upgrades a version-1 store in place.
+SCHEMA_VERSION = 2
 
 
 class SourceRow(SQLModel, table=True):
@@ -86,7 +88,11 @@ class EntryRow(SQLModel, table=True):
 
     __tablename__ = "entry"
     __table_args__ = (
-        Index("ix_entry_kind_published", "kind", "published"),
+        # The newest posts (or comments), and the newest posts in one
+        # language, are index walks that stop after the feed's LIMIT; and
+        # the distinct languages are one index probe each.
+        Index("ix_entry_newest", "kind", "pruned", "published", "id"),
+        Index("ix_entry_newest_by_language", "kind", "pruned", "language", "published", "id"),
         Index("ix_entry_post_id", "post_id"),
     )
 

@@ -157,6 +157,11 @@ class NormalizedEntry:
     #: False when the feed gave no usable date and ``published`` is the time
     #: first seen: an update must then keep the date stored first.
     dated: bool = True
+    #: A post's dedupe index keys ((key, kind) pairs, see aggregator.dedupe),
+    #: computed next to the parsing, in the worker; None: not computed yet.
+    dedupe_keys: tuple[tuple[str, str], ...] | None = None
+    #: A post's topic slugs under the rules the worker was given; None: not filed yet.
+    topics: tuple[str, ...] | None = None
 
 
 # --------------------------------------------------------------------------- publish

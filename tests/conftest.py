@@ -19,6 +19,8 @@ def _postgres_schema_url() -> Iterator[str]:
     import sqlalchemy
 
     if os.environ.get("AGGREGATOR_SKIP_POSTGRES") == "1":
+        if os.environ.get("AGGREGATOR_REQUIRE_POSTGRES") == "1":  # CI: never skip these
+            pytest.fail("AGGREGATOR_SKIP_POSTGRES=1 but AGGREGATOR_REQUIRE_POSTGRES=1 is set")
         pytest.skip(reason="AGGREGATOR_SKIP_POSTGRES=1 is set")
     schema = "t_" + uuid.uuid4().hex[:12]
     try:

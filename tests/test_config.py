@@ -349,6 +349,17 @@ def test_tick() -> None:
     assert '[fetch] key "tick"' in problem(MINIMAL + '[fetch]\ntick = "2h"\n')
 
 
+def test_lease_seconds() -> None:
+    assert parse(MINIMAL).fetch.lease_seconds == 600.0
+    assert parse(MINIMAL + '[fetch]\nlease_seconds = "15m"\n').fetch.lease_seconds == 900.0
+    assert parse(MINIMAL + "[fetch]\nlease_seconds = 30\n").fetch.lease_seconds == 30.0
+    short = problem(MINIMAL + "[fetch]\nlease_seconds = 5\n")
+    assert '[fetch] key "lease_seconds"' in short and "allow_short_intervals" in short
+    assert parse(MINIMAL + "[fetch]\nallow_short_intervals = true\nlease_seconds = 5\n"
+                 ).fetch.lease_seconds == 5.0
+    assert '[fetch] key "lease_seconds"' in problem(MINIMAL + '[fetch]\nlease_seconds = "2d"\n')
+
+
 def test_user_agent_placeholders() -> None:
     config = parse(MINIMAL + 'contact = "mailto:ops@example.com"\n'
                    '[fetch]\nuser_agent = "MarketingBot/{version} {contact} {other}"\n')

@@ -185,6 +185,25 @@ def test_workers_are_reused_not_started_per_parse() -> None:
         pool.close()
 
 
+def test_an_idle_worker_is_stopped_and_a_new_one_started_when_needed() -> None:
+    pool = ParserPool(1, timeout=5, idle_timeout=0.3)
+    try:
+        async def scenario() -> None:
+            first = await pool.run(worker_pid)
+            # A parse longer than the idle timeout keeps its worker.
+            assert await pool.run(slow_echo, "busy", 0.6) == "busy"
+            assert await pool.run(worker_pid) == first
+            await asyncio.sleep(0.3 + 1.5)  # idle, then reaped
+            assert not alive(first)
+            assert our_workers() == []
+            second = await pool.run(worker_pid)
+            assert second != first and alive(second)
+
+        asyncio.run(scenario())
+    finally:
+        pool.close()
+
+
 def test_workers_run_with_memory_cpu_and_priority_limits() -> None:
     pool = ParserPool(1, timeout=7, memory_limit=512 * 1024 * 1024)
     try:

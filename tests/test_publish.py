@@ -26,6 +26,7 @@ from lxml import etree
 from aggregator.errors import ParseError, PublishError
 from aggregator.opml import read_opml
 from aggregator.publish import (
+    RenderMemo,
     publish_all,
     render_atom,
     render_index,
@@ -839,6 +840,48 @@ def test_a_changed_entry_rewrites_only_the_feeds_it_is_in(tmp_path: Path) -> Non
                         "sources.opml", "index.html"}
     feed = parse_xml((tmp_path / "lang/de.atom").read_bytes())
     assert feed.findtext("a:updated", namespaces=NS) == "2005-05-29T09:00:00+00:00"
+
+
+def test_a_render_memo_renders_only_what_changed_or_went_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aggregator.publish as publish_module
+
+    rendered: list[str] = []
+    original = publish_module.render_atom
+
+    def counting_render_atom(site: SiteInfo, *, path: str, **kwargs: object) -> bytes:
+        rendered.append(path)
+        return original(site, path=path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(publish_module, "render_atom", counting_render_atom)
+    memo = RenderMemo()
+    publish_all(tmp_path, make_site(), POSTS, COMMENTS, memo=memo)
+    assert "all.atom" in rendered and "comments.atom" in rendered
+    rendered.clear()
+    # Nothing new (only the time of the run): nothing is rendered at all.
+    assert publish_all(tmp_path, make_site(updated=datetime.now(UTC)), POSTS, COMMENTS,
+                       memo=memo) == []
+    assert rendered == []
+    edited = replace(POST_PODCAST, content_html="<p>Neu</p>",
+                     updated=POST_PODCAST.updated + timedelta(hours=1))
+    posts = (POST_FACILITATOR, POST_OPEN_SOURCE, edited)
+    changed = publish_all(tmp_path, make_site(), posts, COMMENTS, memo=memo)
+    assert {"all.atom", "lang/de.atom"} <= set(rendered)
+    assert not set(rendered) & {"comments.atom", "lang/nl.atom",
+                                "topics/open-source-marketing.atom"}
+    assert {str(p.relative_to(tmp_path.resolve())) for p in changed if p.suffix == ".atom"} \
+        <= set(rendered)
+    # A file changed or removed behind the memo's back is written again.
+    rendered.clear()
+    (tmp_path / "comments.atom").unlink()
+    (tmp_path / "lang" / "nl.atom").write_bytes(b"tampered")
+    publish_all(tmp_path, make_site(), posts, COMMENTS, memo=memo)
+    assert sorted(rendered) == ["comments.atom", "lang/nl.atom"]
+    fresh = tmp_path / "fresh"
+    publish_all(fresh, make_site(), posts, COMMENTS)
+    for name in ("comments.atom", "lang/nl.atom"):
+        assert (tmp_path / name).read_bytes() == (fresh / name).read_bytes()
 
 
 def test_entry_ids_are_the_published_ids_in_every_format(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,3 +69,33 @@ def test_fetch_role_and_serve_role_share_one_store(
         codes = [process.wait(timeout=15) for process in (fetcher, server)]
     assert codes == [0, 0], (tmp_path / "fetch.log").read_text() + (
         tmp_path / "serve.log").read_text()
+
+
+def test_a_feeds_directory_behind_the_store_is_brought_up_to_date(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    """Machines sharing one store each keep their own feeds/ under the same path.
+
+    One machine publishing news must not make another machine believe its
+    own copy is current: what was published is recorded in the directory.
+    """
+    from passes import run_pass
+
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    run_pass(config, database_url)
+    feeds = tmp_path / "feeds"
+    other_machine = tmp_path / "other-machines-feeds"
+    shutil.copytree(feeds, other_machine)  # that machine's copy, as of now
+    write_config(tmp_path, blog, sources=("marketingfacts", "videopodcast"))
+    report = run_pass(config, database_url)
+    assert report.published  # this machine wrote the news
+    newest = (feeds / "all.atom").read_bytes()
+    # The other machine, same path, older files: its next publish must rewrite them.
+    shutil.rmtree(feeds)
+    shutil.copytree(other_machine, feeds)
+    assert (feeds / "all.atom").read_bytes() != newest
+    again = run_pass(config, database_url, force=False)
+    assert feeds / "all.atom" in again.published
+    assert (feeds / "all.atom").read_bytes() == newest
+    # Nothing new since: nothing rewritten.
+    assert run_pass(config, database_url, force=False).published == []
