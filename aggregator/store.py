@@ -362,8 +362,9 @@ class Store:
                 session.add(row)
             session.commit()
 
+    @staticmethod
     @contextlib.contextmanager
-    def publish_lock(self, feeds_dir: Path) -> Iterator[bool]:
+    def publish_lock(feeds_dir: Path) -> Iterator[bool]:
         """Hold the right to publish into ``feeds_dir``; yields False if another has it.
 
         Several workers may share one store; exactly one of them writes a
@@ -373,7 +374,6 @@ class Store:
         config.toml), and each must be kept up to date. Workers writing one
         network directory (NFSv4 locks) also take turns.
         """
-        del self  # the lock belongs to the directory, whatever the store
         feeds_dir.mkdir(parents=True, exist_ok=True)
         with open(feeds_dir / ".publish.lock", "a+b") as handle:
             try:
