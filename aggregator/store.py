@@ -268,17 +268,28 @@ class Store:
 
     def _migrate(self) -> None:
         """Create the schema, or check the one present is one we understand."""
+        if not self.is_sqlite:
+            self._migrate_once()
+            return
+        # Processes opening a new file at once (a fetch and a serve worker)
+        # race: both see no tables and both create them, and SQLite answers a
+        # read transaction that must turn into a write while another process
+        # writes with "database is locked" at once, without waiting. The
+        # loser's next look finds the work done.
+        for attempt in range(10):
+            try:
+                self._migrate_once()
+                return
+            except OperationalError as error:
+                message = str(error)
+                if attempt == 9 or not any(
+                        part in message for part in ("already exists", "locked", "busy")):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _migrate_once(self) -> None:
         if self.is_sqlite:
-            # Two processes opening a new file at once both see no tables and
-            # both create them; the loser finds them there on its next look.
-            for attempt in range(5):
-                try:
-                    SQLModel.metadata.create_all(self.engine)
-                    break
-                except OperationalError as error:
-                    if "already exists" not in str(error) or attempt == 4:
-                        raise
-                    time.sleep(0.1 * (attempt + 1))
+            SQLModel.metadata.create_all(self.engine)
         else:
             # Workers starting together would race to create the same tables
             # (and fail on PostgreSQL's catalog constraints): one at a time.

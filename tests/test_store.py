@@ -265,3 +265,27 @@ def test_an_edit_at_its_own_source_never_splits_a_merged_group(store: Store) -> 
     [after] = [r for r in store.export_records() if r["kind"] == "post"]
     assert after["id"] == record["id"]
     assert {a["source"] for a in after["appearances"]} == {"a", "b"}
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path) -> None:
+    """A fetch and a serve worker started together both create the schema.
+
+    SQLite answers the loser "database is locked" at once (a read turning
+    into a write while another process writes); it must look again, not fail.
+    Before the fix about 1 in 40 openings failed this way.
+    """
+    import subprocess
+    import sys
+
+    failures = []
+    for round_number in range(8):
+        url = f"sqlite:///{tmp_path}/race-{round_number}.db"
+        code = f"from aggregator.store import Store; Store({url!r}).close()"
+        processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+                     for _ in range(4)]
+        for process in processes:
+            _, error = process.communicate(timeout=60)
+            if process.returncode:
+                failures.append(error.decode()[-300:])
+        assert Store(url).get_meta("schema_version") is not None
+    assert failures == []
