@@ -323,7 +323,7 @@ class Aggregator:
                                     entry.language, source.name)
 
             outcome.report = await self._in_store_thread(
-                self.store.ingest_source_feed, state, owner=self.owner, now=now,
+                self.store.ingest_source_feed, state, now=now,
                 fetch=fetched, feed=feed, entries=entries, topics_for=topics_for,
                 follow_comments=source.comments,
                 site_comments_url=source.comments_url or feed.comments_feed_url,
@@ -411,7 +411,7 @@ class Aggregator:
             retry_after=getattr(error, "retry_after", None),
         )
         await self._in_store_thread(
-            self.store.record_source_error, state.id, owner=self.owner, now=now,
+            self.store.record_source_error, state.id, now=now,
             message=str(error), status=status, next_check_at=when, gone=gone,
         )
         outcome.result = "gone" if gone else "error"

@@ -569,16 +569,7 @@ class Store:
             return
         ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
         with self._write_lock, Session(self.engine) as session:
-            rows = {row.id: row for row in session.exec(select(SourceRow).where(
-                col(SourceRow.id).in_([u.source_id for u in unchanged])))}
-            for record in unchanged:
-                row = rows.get(record.source_id)
-                if row is None:
-                    continue
-                _record_success(row, record.fetch, as_utc(record.now))
-                row.next_check_at = as_utc(record.next_check_at)
-                session.add(row)
-            session.flush()
+            _record_unchanged(session, unchanged)
             if ids:
                 session.execute(update(SourceRow).where(
                     col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner,
@@ -606,7 +597,6 @@ class Store:
         self,
         source_id: int,
         *,
-        owner: str,
         now: datetime,
         message: str,
         status: int | None,
@@ -627,7 +617,6 @@ class Store:
                 row.failing_since = now_n
             row.gone = gone
             row.next_check_at = as_utc(next_check_at)
-            _clear_lease(row, owner)
             session.add(row)
             session.commit()
             return row.error_count
@@ -636,13 +625,14 @@ class Store:
         self,
         source_id: int,
         *,
-        owner: str,
         now: datetime,
         fetch: FetchResult,
         next_check_at: datetime | None,
     ) -> None:
         """A 304, or a 200 whose body hash we already processed (the lease stays)."""
-        self.release([], owner, unchanged=[Unchanged(source_id, now, fetch, next_check_at)])
+        with self._write_lock, Session(self.engine) as session:
+            _record_unchanged(session, [Unchanged(source_id, now, fetch, next_check_at)])
+            session.commit()
 
     # ------------------------------------------------------------------ ingest
 
@@ -650,7 +640,6 @@ class Store:
         self,
         source: SourceState,
         *,
-        owner: str,
         now: datetime,
         fetch: FetchResult,
         feed: ParsedFeed,
@@ -663,14 +652,14 @@ class Store:
     ) -> IngestReport:
         """Store one fetched post feed: entries, validators and schedule, atomically."""
         return self._retrying(lambda session: self._ingest_source_feed(
-            session, source, owner=owner, now=as_utc(now), fetch=fetch, feed=feed,
+            session, source, now=as_utc(now), fetch=fetch, feed=feed,
             entries=entries, topics_for=topics_for, follow_comments=follow_comments,
             site_comments_url=site_comments_url, next_check_at=as_utc(next_check_at),
             body_hash=body_hash,
         ))
 
     def _ingest_source_feed(
-        self, session: Session, source: SourceState, *, owner: str, now: datetime | None,
+        self, session: Session, source: SourceState, *, now: datetime | None,
         fetch: FetchResult, feed: ParsedFeed, entries: Sequence[NormalizedEntry],
         topics_for: TopicsFor, follow_comments: bool, site_comments_url: str | None,
         next_check_at: datetime | None, body_hash: str,
@@ -714,8 +703,9 @@ class Store:
         self._upsert_comment_feeds(session, row.id, comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
         _record_success(row, fetch, now)
+        # The source stays leased: the lease covers its comment feeds too, and
+        # the worker releases it when it is done with both (Store.release).
         row.next_check_at = next_check_at
-        _clear_lease(row, owner)
         session.add(row)
         return report
 
@@ -1455,14 +1445,20 @@ def _source_info(row: SourceRow) -> SourceInfo:
     )
 
 
-def _clear_lease(row: SourceRow, owner: str) -> None:
-    """Nothing to do: recording a fetch leaves the source leased to ``owner``.
-
-    The lease also covers the source's comment feeds (same host), so it keeps
-    counting against ``[fetch] per_host`` until the worker is done with the
-    source and calls :meth:`Store.release` (or dies, and it expires).
-    """
-    del row, owner
+def _record_unchanged(session: Session, unchanged: Sequence[Unchanged]) -> None:
+    """Record fetches that brought nothing new: validators, health and next check."""
+    if not unchanged:
+        return
+    rows = {row.id: row for row in session.exec(select(SourceRow).where(
+        col(SourceRow.id).in_([u.source_id for u in unchanged])))}
+    for record in unchanged:
+        row = rows.get(record.source_id)
+        if row is None:
+            continue
+        _record_success(row, record.fetch, as_utc(record.now))
+        row.next_check_at = as_utc(record.next_check_at)
+        session.add(row)
+    session.flush()
 
 
 def host_slot(url: str) -> str:

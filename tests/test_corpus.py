@@ -165,14 +165,14 @@ def _store_and_publish(group: str, members: list[FileResult], feeds_dir: Path) -
             result = by_name[state.name]
             if result.feed is None:
                 store.record_source_error(
-                    state.id, owner="corpus", now=NOW, message=result.parse_error or "crash",
+                    state.id, now=NOW, message=result.parse_error or "crash",
                     status=None, next_check_at=NOW + timedelta(hours=1), gone=False,
                 )
                 continue
             fetched = FetchResult(url=state.fetch_url, final_url=state.fetch_url, status=200,
                                   body=b"", headers={}, validators=Validators())
             store.ingest_source_feed(
-                state, owner="corpus", now=NOW, fetch=fetched, feed=result.feed,
+                state, now=NOW, fetch=fetched, feed=result.feed,
                 entries=list(result.entries), topics_for=lambda entry: (),
                 follow_comments=True, site_comments_url=result.feed.comments_feed_url,
                 next_check_at=NOW + timedelta(hours=1), body_hash=result.name,

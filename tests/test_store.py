@@ -55,7 +55,7 @@ def fetched(url: str, etag: str | None = None) -> FetchResult:
 def ingest(store: Store, state: SourceState, *entries: ParsedEntry, etag: str | None = None):
     feed = ParsedFeed(format="rss20", title=state.name, link=None, language="nl", entries=())
     return store.ingest_source_feed(
-        state, owner="test", now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
+        state, now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
         entries=[normalized(e, state.fetch_url) for e in entries],
         topics_for=lambda entry: (), follow_comments=True, site_comments_url=None,
         next_check_at=NOW + timedelta(hours=1), body_hash="x",
@@ -197,7 +197,7 @@ def test_undated_entry_keeps_its_first_seen_date_when_edited(store: Store) -> No
         first_seen=later)
     state = claim(store, "a")
     store.ingest_source_feed(
-        state, owner="test", now=later, fetch=fetched(state.fetch_url), feed=feed,
+        state, now=later, fetch=fetched(state.fetch_url), feed=feed,
         entries=[edited], topics_for=lambda entry: (), follow_comments=True,
         site_comments_url=None, next_check_at=later, body_hash="y")
     [after] = store.published_entries(topics=[], max_entries=5)[0]
@@ -231,7 +231,7 @@ def test_http_to_https_move_is_taken_at_once_others_after_three(database_url: st
             moved = FetchResult(url=state.fetch_url, final_url=target, status=304, body=b"",
                                 headers={}, validators=Validators(),
                                 permanent_redirect=target)
-            store.record_source_unchanged(state.id, owner="test", now=NOW, fetch=moved,
+            store.record_source_unchanged(state.id, now=NOW, fetch=moved,
                                           next_check_at=NOW)
             after = claim(store, name)
             store.release(after.id, "test")

@@ -33,7 +33,7 @@ def ingest(store: Store, name: str, *entries: ParsedEntry,
                               force=True)
     feed = ParsedFeed(format="rss20", title=name, link=None, language="nl", entries=())
     store.ingest_source_feed(
-        state, owner="test", now=NOW, fetch=fetched(state.fetch_url), feed=feed,
+        state, now=NOW, fetch=fetched(state.fetch_url), feed=feed,
         entries=[normalized(e, state.fetch_url) for e in entries], topics_for=topics_for,
         follow_comments=False, site_comments_url=None, next_check_at=NOW, body_hash="x",
     )
