@@ -680,27 +680,23 @@ class Store:
         seen: set[str] = set()
         # Appearances and comment feeds are written once per document, in bulk:
         # nothing later in the same document looks them up.
-        appearances: list[dict[str, Any]] = []
-        filed: list[tuple[int, datetime, tuple[str, ...]]] = []
-        comment_feeds: dict[str, tuple[int | None, int | None]] = {}
-        batch = _NewPosts(appearances, filed, comment_feeds if follow_comments else None)
+        writes = _DocumentWrites(follow_comments)
         for khash, entry in posts:
             if khash in seen:  # the same GUID twice in one document: first wins
                 continue
             seen.add(khash)
             entry_id = self._upsert_post(session, row, entry, khash, fetch.final_url,
-                                         topics_for, now, report, known.get(khash),
-                                         appearances, filed, batch)
-            if entry_id is not None and follow_comments and entry.comments_feed_url:
-                comment_feeds.setdefault(entry.comments_feed_url,
-                                         (entry_id, entry.comment_count))
-        batch.flush(session)
+                                         topics_for, now, report, known.get(khash), writes)
+            if entry_id is not None:
+                writes.comment_feed_of(entry, entry_id)
+        writes.flush(session)
         if follow_comments and site_comments_url:
-            comment_feeds.setdefault(site_comments_url, (None, None))
-        if appearances:
-            session.execute(insert(AppearanceRow.__table__), appearances)  # type: ignore[arg-type]
-        topic_index.replace_topics(session, filed)
-        self._upsert_comment_feeds(session, row.id, comment_feeds, now)  # type: ignore[arg-type]
+            writes.comment_feeds.setdefault(site_comments_url, (None, None))
+        if writes.appearances:
+            session.execute(insert(AppearanceRow.__table__),  # type: ignore[arg-type]
+                            writes.appearances)
+        topic_index.replace_topics(session, writes.filed)
+        self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
         _record_success(row, fetch, now)
         # The source stays leased: the lease covers its comment feeds too, and
@@ -725,15 +721,13 @@ class Store:
     def _upsert_post(
         self, session: Session, source: SourceRow, entry: NormalizedEntry, khash: str,
         feed_url: str, topics_for: TopicsFor, now: datetime, report: IngestReport,
-        appearance: AppearanceRow | None, appearances: list[dict[str, Any]],
-        filed: list[tuple[int, datetime, tuple[str, ...]]], batch: _NewPosts,
+        appearance: AppearanceRow | None, writes: _DocumentWrites,
     ) -> int | None:
         """Store one post of a source's feed; returns the canonical entry's id.
 
-        A new appearance is appended to ``appearances``, a new post's topics
-        to ``filed``, for the caller to insert in bulk. A post new to the
-        store goes into ``batch`` (and None is returned): new posts are
-        inserted together when the document is done.
+        A new appearance goes into ``writes``, for the caller to insert in
+        bulk. So does a post new to the store (and None is returned): new
+        posts are inserted together when the document is done.
         """
         if appearance is not None:
             entry_row = session.get(EntryRow, appearance.entry_id)
@@ -757,10 +751,10 @@ class Store:
                     report.updated_posts += 1
             return entry_row.id
 
-        if batch.may_match(entry):
-            # It may be a copy of a post still waiting in the batch: the
+        if writes.may_match(entry):
+            # It may be a copy of a post still pending in ``writes``: the
             # lookup below must see that post in the database.
-            batch.flush(session)
+            writes.flush(session)
         match = dedupe_index.find_duplicate(session, entry, source_id=source.id)
         existing = match.entry if match is not None else None
         if existing is not None:
@@ -791,7 +785,7 @@ class Store:
             values = _new_entry_values(entry, topics, now)
             values.update(uid=entry_uid(source.url, "post", entry.identity_key), kind="post",
                           source_id=source.id, first_seen=now)
-            batch.add(entry, values, topics, {
+            writes.add(entry, values, topics, {
                 "source_id": source.id, "kind": "post", "key_hash": khash,
                 "identity_key": entry.identity_key, "original_id": entry.original_id,
                 "feed_url": feed_url, "link": entry.link, "published": as_utc(entry.published),
@@ -799,7 +793,7 @@ class Store:
             })
             report.new_posts += 1
             return None
-        appearances.append({
+        writes.appearances.append({
             "entry_id": entry_id, "source_id": source.id, "kind": "post", "key_hash": khash,
             "identity_key": entry.identity_key, "original_id": entry.original_id,
             "feed_url": feed_url, "link": entry.link, "published": as_utc(entry.published),
@@ -1540,29 +1534,35 @@ def _apply_entry(
     row.text = entry.text[:20000]
 
 
-class _NewPosts:
-    """Posts new to the store from one document, inserted together.
+class _DocumentWrites:
+    """What storing one post feed document writes in bulk when it is done.
 
-    One multi-row INSERT … RETURNING for the entries, one for their dedupe
-    keys, and their appearances, topics and comment feeds go with the
-    document's. A post that may be a copy of one still waiting here (it
-    shares a dedupe key, canonical URL or fingerprint with it) flushes the
-    batch first, so the duplicate lookup always sees every earlier post.
+    New posts: one multi-row INSERT … RETURNING for the entries, one for
+    their dedupe keys. A post that may be a copy of one still pending (it
+    shares a dedupe key, canonical URL or fingerprint with it) flushes them
+    first, so the duplicate lookup always sees every earlier post. Then the
+    appearances, topic rows and comment feeds of every post of the document.
     """
 
-    __slots__ = ("_appearances", "_comment_feeds", "_filed", "_marks", "_pending")
+    __slots__ = ("_follow_comments", "_marks", "_pending", "appearances", "comment_feeds",
+                 "filed")
 
-    def __init__(
-        self, appearances: list[dict[str, Any]],
-        filed: list[tuple[int, datetime, tuple[str, ...]]],
-        comment_feeds: dict[str, tuple[int | None, int | None]] | None,
-    ) -> None:
-        self._appearances = appearances
-        self._filed = filed
-        self._comment_feeds = comment_feeds
+    def __init__(self, follow_comments: bool) -> None:
+        self._follow_comments = follow_comments
+        self.appearances: list[dict[str, Any]] = []
+        #: (entry id, published, topics) of new posts, for the topic index.
+        self.filed: list[tuple[int, datetime, tuple[str, ...]]] = []
+        #: comment feed URL → (its post's entry id, the count the post declares)
+        self.comment_feeds: dict[str, tuple[int | None, int | None]] = {}
         self._pending: list[tuple[NormalizedEntry, dict[str, Any], tuple[str, ...],
                                   dict[str, Any]]] = []
         self._marks: set[str] = set()
+
+    def comment_feed_of(self, entry: NormalizedEntry, entry_id: int) -> None:
+        """Remember the comment feed *entry* names, if comments are followed."""
+        if self._follow_comments and entry.comments_feed_url:
+            self.comment_feeds.setdefault(entry.comments_feed_url,
+                                          (entry_id, entry.comment_count))
 
     @staticmethod
     def _marks_of(entry: NormalizedEntry) -> set[str]:
@@ -1589,11 +1589,9 @@ class _NewPosts:
         for entry_id, (entry, values, topics, appearance) in zip(ids, pending, strict=True):
             keys.extend({"entry_id": entry_id, "key": key, "kind": kind}
                         for key, kind in dict(dedupe_index.keys_of(entry)).items())
-            self._filed.append((entry_id, values["published"], topics))
-            self._appearances.append({**appearance, "entry_id": entry_id})
-            if self._comment_feeds is not None and entry.comments_feed_url:
-                self._comment_feeds.setdefault(entry.comments_feed_url,
-                                               (entry_id, entry.comment_count))
+            self.filed.append((entry_id, values["published"], topics))
+            self.appearances.append({**appearance, "entry_id": entry_id})
+            self.comment_feed_of(entry, entry_id)
         if keys:
             dedupe_index.insert_keys(session, keys)
 
