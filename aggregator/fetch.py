@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import email.utils
 import http.cookiejar
+import ssl
 import time
 import typing
 import zlib
@@ -108,7 +109,86 @@ class _NoCookies(http.cookiejar.CookiePolicy):
         return False
 
 
-class _VettedBackend(httpcore.AnyIOBackend):
+#: Bytes a connection buffers before it stops reading from the socket.
+_READ_CHUNK = 64 * 1024
+
+
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    """One connection as plain asyncio streams.
+
+    httpcore's own asyncio backend goes through anyio, whose cancel scope per
+    read and per-call socket attribute dictionary cost about as much CPU as
+    the rest of a conditional GET; the connection pool asks every idle
+    connection whether it is still readable on every request, too.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out reading") from None
+        except (OSError, RuntimeError) as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+                return
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+        except TimeoutError:
+            raise httpcore.WriteTimeout("timed out sending") from None
+        except (OSError, RuntimeError) as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        # Not waiting for the close to complete: a peer that never answers a
+        # TLS close_notify must not hold the task.
+        self._writer.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError:
+            self._writer.close()
+            raise httpcore.ConnectTimeout("the TLS handshake timed out") from None
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            self._writer.close()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            # Idle in the pool and readable: the server closed it or sent
+            # something unasked; either way it must not be reused. The event
+            # loop reads every socket as data comes, so its buffer tells, with
+            # no system call per idle connection on every request.
+            # (StreamReader has no public size of what it holds, hence _buffer.)
+            return bool(self._reader.at_eof() or self._writer.is_closing()
+                        or getattr(self._reader, "_buffer", None))
+        name = {"ssl_object": "ssl_object", "client_addr": "sockname",
+                "server_addr": "peername", "socket": "socket"}.get(info)
+        return None if name is None else self._writer.get_extra_info(name)
+
+
+class _VettedBackend(httpcore.AsyncNetworkBackend):
     """Connects only to addresses that passed the address policy just now."""
 
     async def connect_tcp(
@@ -128,31 +208,186 @@ class _VettedBackend(httpcore.AnyIOBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
-                return await super().connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address,
-                    socket_options=socket_options,
-                )
+                return await self._connect(address, port, timeout, local_address,
+                                           socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None  # resolve_and_check never returns an empty list
         raise last_error
 
+    @staticmethod
+    async def _connect(
+        address: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+    ) -> _AsyncioStream:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    address, port, local_addr=(local_address, 0) if local_address else None,
+                    limit=_READ_CHUNK)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {address}:{port} timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("feeds are fetched over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _Pool:
+    """Keep-alive HTTP/1.1 connections by origin, in place of httpcore's pool.
+
+    httpcore's pool walks every connection, several times over, on each
+    request and each response: with twenty connections that bookkeeping cost
+    more CPU than the conditional GET itself. The fetcher already bounds the
+    requests in flight with its own slots, so all this pool has to do is hand
+    out the most recently used idle connection of an origin, or a new one,
+    and take it back when its response is closed.
+    """
+
+    def __init__(self, limits: httpx.Limits, network_backend: httpcore.AsyncNetworkBackend) -> None:
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._max = max(1, limits.max_connections or 1)
+        self._max_idle = limits.max_keepalive_connections or 0
+        self._expiry = limits.keepalive_expiry
+        self._backend = network_backend
+        self._gate = asyncio.Semaphore(self._max)
+        # By (scheme, host, port): httpcore's Origin is not hashable.
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle_count = 0
+        self._busy = 0  # connections lent out
+        self._closed = False
+
+    async def __aenter__(self) -> _Pool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle, self._idle_count = self._idle, {}, 0
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        await self._gate.acquire()
+        self._busy += 1
+        try:
+            while True:
+                connection, reused = await self._checkout(origin)
+                try:
+                    response = await connection.handle_async_request(request)
+                except httpcore.ConnectionNotAvailable:
+                    await connection.aclose()
+                    continue
+                except (httpcore.RemoteProtocolError, httpcore.ReadError,
+                        httpcore.WriteError):
+                    await connection.aclose()
+                    # A kept-alive connection the server closed just as we
+                    # reused it: try once more, on a new connection, as
+                    # every HTTP client does. A new connection's error stands.
+                    if reused:
+                        continue
+                    raise
+                except BaseException:
+                    await connection.aclose()
+                    raise
+                break
+        except BaseException:
+            self._busy -= 1
+            self._gate.release()
+            raise
+        return httpcore.Response(
+            status=response.status, headers=response.headers,
+            content=_ReturnsConnection(response.stream, connection, origin, self),
+            extensions=response.extensions,
+        )
+
+    async def _checkout(
+        self, origin: httpcore.Origin,
+    ) -> tuple[httpcore.AsyncHTTPConnection, bool]:
+        idle = self._idle.get((origin.scheme, origin.host, origin.port))
+        while idle:
+            connection = idle.pop()
+            self._idle_count -= 1
+            if connection.is_idle() and not connection.has_expired():
+                return connection, True
+            await connection.aclose()
+        # Room for one more: an idle connection of another origin goes.
+        while self._idle_count and self._busy + self._idle_count > self._max:
+            oldest = next(conns for conns in self._idle.values() if conns).pop(0)
+            self._idle_count -= 1
+            await oldest.aclose()
+        return httpcore.AsyncHTTPConnection(
+            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry,
+            network_backend=self._backend,
+        ), False
+
+    async def checkin(
+        self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin,
+    ) -> None:
+        """Take back a connection whose response is closed."""
+        self._busy -= 1
+        self._gate.release()
+        if (self._closed or self._idle_count >= self._max_idle or not connection.is_idle()
+                or connection.has_expired()):
+            await connection.aclose()
+            return
+        self._idle.setdefault((origin.scheme, origin.host, origin.port), []).append(connection)
+        self._idle_count += 1
+
+
+class _ReturnsConnection:
+    """A response body that gives its connection back to the pool once closed."""
+
+    def __init__(self, stream: typing.Any, connection: httpcore.AsyncHTTPConnection,
+                 origin: httpcore.Origin, pool: _Pool) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._origin = origin
+        self._pool: _Pool | None = pool
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await self._stream.aclose()
+        finally:
+            await pool.checkin(self._connection, self._origin)
+
 
 class _VettedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool that uses :class:`_VettedBackend`."""
+    """httpx's transport over :class:`_Pool`, which connects with :class:`_VettedBackend`."""
 
     def __init__(self, limits: httpx.Limits) -> None:
+        # httpx has no parameter for the pool or the network backend, so the
+        # pool it built is replaced; the rest of the transport (request
+        # mapping, exception mapping) is httpx's own.
         super().__init__(trust_env=False, limits=limits)
-        # httpx has no parameter for the network backend, so the pool it built
-        # is replaced by an equal one that has ours; the rest of the transport
-        # (request mapping, exception mapping) is httpx's own.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_VettedBackend(),
-        )
+        self._pool = _Pool(limits, _VettedBackend())  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------- body
@@ -266,6 +501,19 @@ async def _read_body(response: httpx.Response, cap: int) -> bytes:
         parts.append(decoder.feed(chunk))
     parts.append(decoder.finish())
     return b"".join(parts)
+
+
+async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:
+    """Read a body we do not want (304, redirect) so its connection can be reused.
+
+    A response closed before its end closes the connection with it, and a new
+    one costs a connect per request. Past ``limit`` the connection is let go.
+    """
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            return
 
 
 # --------------------------------------------------------------------------- headers
@@ -492,6 +740,7 @@ class Fetcher:
                     location = response.headers.get("location")
                     if status not in _REDIRECTS or not location:
                         return await self._result(url, current, response, validators, permanent)
+                    await _drain(response)
                 finally:
                     await response.aclose()
             try:
@@ -519,6 +768,7 @@ class Fetcher:
         status = response.status_code
         if status == 304:
             body = b""
+            await _drain(response)
             validators = Validators(
                 etag=response.headers.get("etag", validators.etag),
                 last_modified=response.headers.get("last-modified", validators.last_modified),

@@ -713,3 +713,137 @@ def test_dns_rebinding_between_check_and_connect_is_blocked(
 
     run(scenario())
     assert hits == []
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class RawServer:
+    """A bare HTTP/1.1 server that records each connection and what came on it.
+
+    ``answer(connection_number, request_number, request_line)`` returns the
+    response bytes, or None to close the connection without answering.
+    """
+
+    def __init__(self, answer: Callable[[int, int, str], bytes | None]) -> None:
+        self.answer = answer
+        self.requests: list[tuple[int, str]] = []  # (connection number, request line)
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = self.connections = self.connections + 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            for request_number in range(1000):
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                    return
+                line = head.split(b"\r\n", 1)[0].decode()
+                self.requests.append((number, line))
+                response = self.answer(number, request_number, line)
+                if response is None:
+                    return
+                writer.write(response)
+                await writer.drain()
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+def _response(status: str, body: bytes = b"", headers: str = "") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n").encode() + body
+
+
+def _feed_with_etag(connection: int, request: int, line: str) -> bytes:
+    if line.startswith("GET /moved"):
+        return _response("302 Found", b"moved", "Location: /feed\r\n")
+    if request % 2:
+        return _response("304 Not Modified", headers='ETag: "v1"\r\n')
+    return _response("200 OK", FEED, 'ETag: "v1"\r\nContent-Type: application/rss+xml\r\n')
+
+
+def test_one_connection_serves_200s_304s_and_redirects_in_turn() -> None:
+    server = RawServer(_feed_with_etag)
+
+    async def scenario() -> list[int]:
+        async with server as base, Fetcher(SETTINGS) as fetcher:
+            statuses = []
+            for n in range(6):
+                path = "/moved" if n == 3 else "/feed"
+                result = await fetcher.fetch(f"{base}{path}", Validators(etag='"v1"'),
+                                             private_ok_host="127.0.0.1")
+                statuses.append(result.status)
+            return statuses
+
+    statuses = run(scenario())
+    # The server answers every second request on a connection with a 304;
+    # the redirect is a request of its own.
+    assert statuses == [200, 304, 200, 200, 304, 200]
+    assert len(server.requests) == 7
+    assert server.connections == 1
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once() -> None:
+    # The server takes the second request on its connection, then hangs up
+    # without an answer: what a server closing an idle connection looks like
+    # when the request crosses its close.
+    server = RawServer(lambda c, r, line: None if r == 1 else _response("200 OK", FEED))
+
+    async def scenario() -> tuple[int, int]:
+        async with server as base, Fetcher(SETTINGS) as fetcher:
+            first = await fetcher.fetch(f"{base}/feed", private_ok_host="127.0.0.1")
+            second = await fetcher.fetch(f"{base}/feed", private_ok_host="127.0.0.1")
+            return first.status, second.status
+
+    assert run(scenario()) == (200, 200)
+    assert [number for number, _ in server.requests] == [1, 1, 2]
+
+
+def test_a_new_connection_closed_without_answer_is_an_error_not_retried() -> None:
+    server = RawServer(lambda c, r, line: None)
+
+    async def scenario() -> None:
+        async with server as base, Fetcher(SETTINGS) as fetcher:
+            with pytest.raises(FetchError):
+                await fetcher.fetch(f"{base}/feed", private_ok_host="127.0.0.1")
+
+    run(scenario())
+    assert len(server.requests) == 1
+
+
+def test_connections_kept_open_never_exceed_the_concurrency() -> None:
+    open_at_request: list[int] = []
+
+    def answer(connection: int, request: int, line: str) -> bytes:
+        open_at_request.append(sum(server.open for server in servers))
+        return _feed_with_etag(connection, request, line)
+
+    servers = [RawServer(answer) for _ in range(4)]
+
+    async def scenario() -> None:
+        settings = replace(SETTINGS, concurrency=2)
+        async with (servers[0] as a, servers[1] as b, servers[2] as c, servers[3] as d,
+                    Fetcher(settings) as fetcher):
+            for _ in range(3):
+                for base in (a, b, c, d):
+                    await fetcher.fetch(f"{base}/feed", private_ok_host="127.0.0.1")
+                    await asyncio.sleep(0.01)  # lets a server see a close
+
+    run(scenario())
+    assert all(len(server.requests) == 3 for server in servers)
+    assert len(open_at_request) == 12
+    assert max(open_at_request) == 2
