@@ -30,10 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from aggregator.topics import fold
 from aggregator.urls import site_host
@@ -102,16 +103,28 @@ LEAD_WORDS = 12
 #: comparison are cut the same way so a long article equals its stored self.
 TEXT_LIMIT = 20000
 
-# Fixed forever: the band keys in the database depend on them.
-_PERMUTATION_RANDOM = np.random.default_rng(0x5EED_DED0)
-_PERM_SEEDS = _PERMUTATION_RANDOM.integers(0, 1 << 63, PERMUTATIONS, dtype=np.uint64)[:, None]
-# splitmix64's finalizer: every input bit reaches every output bit, so the
-# PERMUTATIONS hash functions are independent enough for MinHash (a linear
-# a*x+b over 32-bit inputs is not: its minimum is mostly the smallest x).
-_SPLITMIX = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27),
-             np.uint64(0x94D049BB133111EB), np.uint64(31))
-# Odd multipliers mixing three word hashes into one shingle hash.
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+
+@lru_cache(maxsize=1)
+def _constants() -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+    """The MinHash seeds, splitmix64 shifts and multipliers, and shingle mixers.
+
+    Made on first use: numpy is imported only by processes that hash text
+    (parser workers, the store's fallback), not by every command.
+    """
+    import numpy as np
+
+    # Fixed forever: the band keys in the database depend on them.
+    seeds = np.random.default_rng(0x5EED_DED0).integers(
+        0, 1 << 63, PERMUTATIONS, dtype=np.uint64)[:, None]
+    # splitmix64's finalizer: every input bit reaches every output bit, so the
+    # PERMUTATIONS hash functions are independent enough for MinHash (a linear
+    # a*x+b over 32-bit inputs is not: its minimum is mostly the smallest x).
+    splitmix = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27),
+                np.uint64(0x94D049BB133111EB), np.uint64(31))
+    # Odd multipliers mixing three word hashes into one shingle hash.
+    mix = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F),
+           np.uint64(0x165667B19E3779F9))
+    return seeds, splitmix, mix
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -247,6 +260,9 @@ def _word_hash(word: str) -> int:
 
 def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
     """64-bit hashes of the word 3-shingles, in text order."""
+    import numpy as np
+
+    mix = _constants()[2]
     if not words:
         return np.zeros(0, dtype=np.uint64)
     hashes = np.fromiter((_word_hash(word) for word in words), dtype=np.uint64, count=len(words))
@@ -254,19 +270,19 @@ def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
         # A text shorter than a shingle is one shingle of its own.
         combined = 0
         for value in hashes.tolist():
-            combined = (combined * int(_MIX[0]) + value) & 0xFFFFFFFFFFFFFFFF
+            combined = (combined * int(mix[0]) + value) & 0xFFFFFFFFFFFFFFFF
         return np.array([combined], dtype=np.uint64)
     count = len(hashes) - SHINGLE_WORDS + 1
-    shingles = hashes[:count] * _MIX[0] + hashes[1:count + 1] * _MIX[1] + hashes[2:] * _MIX[2]
+    shingles = hashes[:count] * mix[0] + hashes[1:count + 1] * mix[1] + hashes[2:] * mix[2]
     return shingles ^ (shingles >> np.uint64(29))
 
 
 def _minhash(shingles: np.ndarray) -> tuple[int, ...]:
     if len(shingles) == 0:
         return ()
-    shift1, mul1, shift2, mul2, shift3 = _SPLITMIX
+    seeds, (shift1, mul1, shift2, mul2, shift3), _ = _constants()
     # uint64 arithmetic wraps modulo 2^64, which is what the mixer wants.
-    mixed = shingles[None, :] ^ _PERM_SEEDS
+    mixed = shingles[None, :] ^ seeds
     mixed ^= mixed >> shift1
     mixed *= mul1
     mixed ^= mixed >> shift2
@@ -321,6 +337,8 @@ class Article:
     def signature(self) -> tuple[int, ...]:
         if len(self.words) < MIN_SHORT_WORDS:
             return ()
+        import numpy as np
+
         return _minhash(np.fromiter(self.shingle_order, dtype=np.uint64,
                                     count=len(self.shingle_order)))
 

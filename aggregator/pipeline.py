@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from aggregator import __version__
@@ -31,7 +31,6 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher, one_request_at_a_time
 from aggregator.parser_pool import ParserPool
-from aggregator.publish import RenderMemo, publish_all, write_if_changed
 from aggregator.schedule import next_check_at
 from aggregator.store import (
     Claim,
@@ -54,6 +53,9 @@ from aggregator.types import (
     Validators,
 )
 from aggregator.urls import same_site
+
+if TYPE_CHECKING:
+    from aggregator.publish import RenderMemo
 
 log = logging.getLogger("aggregator")
 
@@ -116,7 +118,9 @@ class Aggregator:
         self._matcher = TopicMatcher(config.topics)
         self._source_topics = {s.name: s.topics for s in config.sources}
         #: What the files under feeds/ were rendered from: unchanged ones are not rendered again.
-        self._render_memo = RenderMemo()
+        # Made on the first render: the publishing modules (feedgen, lxml) are
+        # imported only by a process that writes feeds.
+        self._render_memo: RenderMemo | None = None
         #: The last publish() found another process writing the directory.
         self.publish_skipped = False
         #: 304s not yet recorded: they go with the release of their lease.
@@ -237,6 +241,7 @@ class Aggregator:
                         self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
                         names=offered, force=force, stale_owner=owner_is_dead,
                         per_host=per_host, limit=free,
+                        comments_days=self.config.fetch.comments_days,
                     )
                     queue.settle(offered, claim)
                     barren = 0 if claim else barren + len({queue.host_of(n) for n in offered})
@@ -302,7 +307,8 @@ class Aggregator:
             return outcome
         outcome.http_status = fetched.status
         body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.status != 304 else None
-        if fetched.status == 304 or body_hash == state.body_hash:
+        unchanged = fetched.status == 304 or body_hash == state.body_hash
+        if unchanged:
             when = self._next_check(now, interval, "not_modified", fetched, None)
             # Recorded with the lease's release, many sources per transaction.
             self._unchanged[state.id] = Unchanged(state.id, now, fetched, when)
@@ -331,7 +337,10 @@ class Aggregator:
             )
             outcome.result = "updated" if outcome.report.changed else "unchanged"
         if source.comments:
-            await self._fetch_comments(source, state, outcome)
+            # Nothing new in the feed: the comment feeds due are those read
+            # when the source was claimed, so no query per unchanged source.
+            known = state.comment_feeds_due if unchanged else None
+            await self._fetch_comments(source, state, outcome, known)
             if outcome.report.changed:
                 outcome.result = "updated"
         outcome.seconds = time.monotonic() - started
@@ -339,9 +348,10 @@ class Aggregator:
 
     async def _fetch_comments(
         self, source: SourceConfig, state: SourceState, outcome: SourceOutcome,
+        known: Sequence[CommentFeedState] | None = None,
     ) -> None:
         now = now_utc()
-        feeds = await self._in_store_thread(
+        feeds = list(known) if known is not None else await self._in_store_thread(
             self.store.comment_feeds_due, state.id, now=now,
             comments_days=self.config.fetch.comments_days,
         )
@@ -499,10 +509,16 @@ class Aggregator:
                 and all((feeds_dir / name).exists() for name in ("all.atom", "index.html"))):
             return []
         changed = self._render_all()
+        from aggregator.publish import write_if_changed
+
         write_if_changed(mark, signature.encode("ascii"))
         return changed
 
     def _render_all(self) -> list[Path]:
+        from aggregator.publish import RenderMemo, publish_all
+
+        if self._render_memo is None:
+            self._render_memo = RenderMemo()
         posts, comments, languages = self.store.published_entries(
             topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
         )

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,10 @@ class SourceState:
     last_modified: str | None
     body_hash: str | None
     error_count: int
+    #: The comment feeds due as the source was claimed (with ``comments_days``
+    #: given to :meth:`Store.claim_due`): still exact if its feed brings
+    #: nothing new, since the lease keeps every other worker off them.
+    comment_feeds_due: tuple[CommentFeedState, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +485,7 @@ class Store:
         stale_owner: Callable[[str], bool] | None = None,
         per_host: int | None = None,
         limit: int | None = None,
+        comments_days: int | None = None,
     ) -> Claim:
         """Lease the due sources among ``names`` (or all of them with ``force``).
 
@@ -495,7 +500,9 @@ class Store:
         so the limit holds across workers; on PostgreSQL claims are
         serialized by an advisory lock held until this short transaction
         ends, so two workers never both see the same free slot. At most
-        ``limit`` sources are leased.
+        ``limit`` sources are leased. With ``comments_days``, each claimed
+        source also comes with its due comment feeds (:meth:`comment_feeds_due`),
+        read in the same transaction.
         """
         now_n = as_utc(now)
         claim = Claim()
@@ -552,6 +559,11 @@ class Store:
                 row.lease_until = as_utc(now + lease)
                 session.add(row)
                 claim.append(_source_state(row))
+            if comments_days is not None and claim:
+                due = _due_comment_feeds(session, [state.id for state in claim],
+                                         as_utc(now - timedelta(days=comments_days)))
+                claim[:] = [replace(state, comment_feeds_due=tuple(due.get(state.id, ())))
+                            for state in claim]
             session.commit()
         return claim
 
@@ -839,30 +851,7 @@ class Store:
         """
         horizon = as_utc(now - timedelta(days=comments_days))
         with Session(self.engine) as session:
-            rows = session.exec(select(CommentFeedRow).where(
-                CommentFeedRow.source_id == source_id,
-                or_(col(CommentFeedRow.post_entry_id).is_(None),
-                    col(CommentFeedRow.post_first_seen) >= horizon),
-            ).order_by(col(CommentFeedRow.id))).all()
-            pruned = set(session.exec(select(EntryRow.id).where(
-                col(EntryRow.id).in_({r.post_entry_id for r in rows if r.post_entry_id}),
-                EntryRow.pruned == True,  # noqa: E712
-            )))
-            due = []
-            for row in rows:
-                if row.post_entry_id in pruned:
-                    continue
-                if (row.post_entry_id is not None and row.last_fetch_at is not None
-                        and row.declared_count is not None
-                        and row.declared_count == row.fetched_for_count):
-                    continue
-                due.append(CommentFeedState(
-                    id=row.id or 0, source_id=row.source_id, url=row.url,
-                    post_entry_id=row.post_entry_id, etag=row.etag,
-                    last_modified=row.last_modified, body_hash=row.body_hash,
-                    declared_count=row.declared_count,
-                ))
-            return due
+            return _due_comment_feeds(session, [source_id], horizon).get(source_id, [])
 
     def ingest_comment_feed(
         self,
@@ -1424,6 +1413,36 @@ def _short(error: Exception) -> str:
     return str(error).splitlines()[0][:300]
 
 
+def _due_comment_feeds(
+    session: Session, source_ids: Sequence[int], horizon: datetime,
+) -> dict[int, list[CommentFeedState]]:
+    """The comment feeds of these sources worth fetching now (see comment_feeds_due)."""
+    rows = session.exec(select(CommentFeedRow).where(
+        col(CommentFeedRow.source_id).in_(source_ids),
+        or_(col(CommentFeedRow.post_entry_id).is_(None),
+            col(CommentFeedRow.post_first_seen) >= horizon),
+    ).order_by(col(CommentFeedRow.id))).all()
+    posts = {r.post_entry_id for r in rows if r.post_entry_id}
+    pruned = set(session.exec(select(EntryRow.id).where(
+        col(EntryRow.id).in_(posts), EntryRow.pruned == True,  # noqa: E712
+    ))) if posts else set()
+    due: dict[int, list[CommentFeedState]] = {}
+    for row in rows:
+        if row.post_entry_id in pruned:
+            continue
+        if (row.post_entry_id is not None and row.last_fetch_at is not None
+                and row.declared_count is not None
+                and row.declared_count == row.fetched_for_count):
+            continue
+        due.setdefault(row.source_id, []).append(CommentFeedState(
+            id=row.id or 0, source_id=row.source_id, url=row.url,
+            post_entry_id=row.post_entry_id, etag=row.etag,
+            last_modified=row.last_modified, body_hash=row.body_hash,
+            declared_count=row.declared_count,
+        ))
+    return due
+
+
 def _source_state(row: SourceRow) -> SourceState:
     return SourceState(
         id=row.id or 0, name=row.name, fetch_url=row.moved_to or row.url,
@@ -1440,12 +1459,52 @@ def _source_info(row: SourceRow) -> SourceInfo:
 
 
 def _record_unchanged(session: Session, unchanged: Sequence[Unchanged]) -> None:
-    """Record fetches that brought nothing new: validators, health and next check."""
+    """Record fetches that brought nothing new: validators, health and next check.
+
+    Most are a plain 304 with no redirect: those are one UPDATE statement run
+    over many rows (a warm pass is mostly this); the rest go through the rows.
+    """
     if not unchanged:
         return
-    rows = {row.id: row for row in session.exec(select(SourceRow).where(
-        col(SourceRow.id).in_([u.source_id for u in unchanged])))}
+    plain: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    moved = []
     for record in unchanged:
+        fetch = record.fetch
+        if fetch.permanent_redirect:
+            moved.append(record)
+            continue
+        now = as_utc(record.now)
+        # Same rule as _record_success: a 304 without validators keeps ours.
+        new_validators = bool(fetch.status != 304 or fetch.validators.etag
+                              or fetch.validators.last_modified)
+        values: dict[str, Any] = {
+            "b_id": record.source_id, "b_now": now, "b_status": fetch.status,
+            "b_next": as_utc(record.next_check_at),
+        }
+        if new_validators:
+            values["b_etag"] = fetch.validators.etag
+            values["b_last_modified"] = fetch.validators.last_modified
+        plain[new_validators].append(values)
+    table = SourceRow.__table__
+    for new_validators, params in plain.items():
+        if not params:
+            continue
+        values = {
+            "last_fetch_at": bindparam("b_now"), "last_success_at": bindparam("b_now"),
+            "last_status": bindparam("b_status"), "last_error": None, "error_count": 0,
+            "failing_since": None, "gone": False, "redirect_candidate": None,
+            "redirect_count": 0, "next_check_at": bindparam("b_next"),
+        }
+        if new_validators:
+            values["etag"] = bindparam("b_etag")
+            values["last_modified"] = bindparam("b_last_modified")
+        session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(**values), params)
+    if not moved:
+        return
+    rows = {row.id: row for row in session.exec(select(SourceRow).where(
+        col(SourceRow.id).in_([u.source_id for u in moved])))}
+    for record in moved:
         row = rows.get(record.source_id)
         if row is None:
             continue

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
 from blogserver import SEEDBLOGS, BlogServer
 from passes import run_pass
+from sqlalchemy import text
 from test_end_to_end import write_config
+
+from aggregator.store import CommentFeedState, Store
 
 POST_FEED = "/marketingfacts/feed/"
 OPEN_SOURCE_COMMENTS = "/marketingfacts/2005/05/open-source-dringt-door-in-marketing/feed/"
@@ -121,6 +125,50 @@ def test_site_wide_comment_feed_threads_under_posts(
     sanne = next(e for e in comments if e.get("author") == "Sanne")
     assert sanne["thr_in-reply-to"]["ref"] == posts["Help, de consument praat terug"]
     assert not any(e.get("author") == "Piet" for e in comments)
+
+    # A second pass: the post feed answers 304, so the comment feeds due are
+    # the ones read when the source was claimed: only the site-wide feed,
+    # which declares no count, and it answers 304 too.
+    blog.reset()
+    again = run_pass(config, database_url)
+    assert sorted(r.route for r in blog.requests) == sorted(
+        [POST_FEED, "/marketingfacts/comments/feed/"])
+    assert {r.status for r in blog.requests} == {304}
+    assert sum(o.comment_feeds for o in again.outcomes) == 1
+
+
+def test_claim_brings_the_same_comment_feeds_as_asking_after(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    run_pass(config, database_url)
+    store = Store(database_url)
+    try:
+        now = datetime.now(UTC)
+
+        def claimed(days: int) -> tuple[list[CommentFeedState], list[CommentFeedState]]:
+            claim = store.claim_due(now=now, owner="t", lease=timedelta(minutes=5),
+                                    names=["marketingfacts"], force=True, comments_days=days)
+            store.release([state.id for state in claim], "t")
+            (state,) = claim
+            assert state.comment_feeds_due is not None
+            return (list(state.comment_feeds_due),
+                    store.comment_feeds_due(state.id, now=now, comments_days=days))
+
+        # Every count matches what was fetched: nothing due, either way.
+        assert claimed(36500) == ([], [])
+        # A post now declares another comment: its feed is due, either way.
+        with store.engine.begin() as connection:
+            connection.execute(text(
+                "UPDATE comment_feed SET declared_count = declared_count + 1 WHERE url = :url"),
+                {"url": blog.url(OPEN_SOURCE_COMMENTS)})
+        at_claim, asked = claimed(36500)
+        assert [feed.url for feed in at_claim] == [blog.url(OPEN_SOURCE_COMMENTS)]
+        assert at_claim == asked
+        # Past the horizon nothing is due.
+        assert claimed(0) == ([], [])
+    finally:
+        store.close()
 
 
 def test_hostile_post_is_republished_safely(
