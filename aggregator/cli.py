@@ -173,6 +173,9 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
                 logging.getLogger("aggregator").info(
                     "fetch pass: %d source(s) in %.3f s", len(report.outcomes),
                     time.monotonic() - started)
+            # The parser workers and connections are done: let them go before
+            # publishing, which is this command's other peak of memory.
+            await aggregator.aclose()
             report.published = await asyncio.to_thread(aggregator.publish)
             return report
         finally:

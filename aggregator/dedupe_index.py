@@ -17,7 +17,7 @@ store's ingest transaction or the CLI's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -155,6 +155,52 @@ def candidates(
     rows = {row.id: row for row in session.exec(select(EntryRow).where(
         col(EntryRow.id).in_(ranked), EntryRow.kind == "post"))}
     return [rows[entry_id] for entry_id in ranked if entry_id in rows]
+
+
+def marks_present(session: Session, marks: Iterable[str]) -> set[str]:
+    """Of these marks (see :func:`marks_of`), the ones some stored row carries.
+
+    A post none of whose marks is present has no candidate: one query per
+    kind of mark for a whole document, instead of a lookup per post, most of
+    which find nothing on a cold pass.
+    """
+    by_kind: dict[str, list[str]] = {"k": [], "u": [], "f": []}
+    for mark in marks:
+        by_kind[mark[0]].append(mark[1:])
+    present: set[str] = set()
+    connection = session.connection()
+    # Plain SQL through the driver: SQLAlchemy compiling an IN of hundreds of
+    # values each time costs four times the query. Names are constants.
+    slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    for kind, values in by_kind.items():
+        table, column = _MARK_COLUMNS[kind]
+        for chunk in _chunks(sorted(set(values)), 500):
+            sql = (f'SELECT DISTINCT "{column}" FROM {table} '
+                   f'WHERE "{column}" IN ({", ".join([slot] * len(chunk))})')
+            present.update(kind + value for (value,) in
+                           connection.exec_driver_sql(sql, tuple(chunk)) if value is not None)
+    return present
+
+
+#: Where each kind of mark is looked up: (table, column).
+_MARK_COLUMNS = {"k": ("dedupe_key", "key"), "u": ("entry", "canonical_url"),
+                 "f": ("entry", "fingerprint")}
+
+
+def marks_of(entry: ArticleSource | Article) -> set[str]:
+    """Everything :func:`candidates` looks *entry* up by, as prefixed strings:
+    ``k`` dedupe key, ``u`` canonical URL, ``f`` body fingerprint."""
+    marks = {"k" + key for key, _ in keys_of(entry)}
+    if entry.canonical_url:
+        marks.add("u" + entry.canonical_url)
+    if entry.fingerprint:
+        marks.add("f" + entry.fingerprint)
+    return marks
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 @lru_cache(maxsize=64)

@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from aggregator import dedupe_index, topic_index
@@ -207,6 +208,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints copy the log into the database and fsync it, on the writer's
+    # thread: every 64 MB of log rather than every 4 MB (SQLite's default)
+    # takes about 8 % off a cold pass; the log is cut back to that size after.
+    cursor.execute("PRAGMA wal_autocheckpoint=16000")
+    cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
 
 
@@ -693,6 +699,11 @@ class Store:
         # Appearances and comment feeds are written once per document, in bulk:
         # nothing later in the same document looks them up.
         writes = _DocumentWrites(follow_comments)
+        # Which of the new posts' lookup keys the store holds at all: a post
+        # with none of them has nothing to be a copy of (yet; see may_have_copy).
+        writes.present = dedupe_index.marks_present(session, {
+            mark for khash, entry in posts if khash not in known
+            for mark in dedupe_index.marks_of(entry)})
         for khash, entry in posts:
             if khash in seen:  # the same GUID twice in one document: first wins
                 continue
@@ -707,7 +718,7 @@ class Store:
         if writes.appearances:
             session.execute(insert(AppearanceRow.__table__),  # type: ignore[arg-type]
                             writes.appearances)
-        topic_index.replace_topics(session, writes.filed)
+        topic_index.replace_topics(session, writes.filed, new=True)
         self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
         _record_success(row, fetch, now)
@@ -767,7 +778,8 @@ class Store:
             # It may be a copy of a post still pending in ``writes``: the
             # lookup below must see that post in the database.
             writes.flush(session)
-        match = dedupe_index.find_duplicate(session, entry, source_id=source.id)
+        match = dedupe_index.find_duplicate(session, entry, source_id=source.id) if (
+            writes.may_have_copy(entry)) else None
         existing = match.entry if match is not None else None
         if existing is not None:
             assert existing.id is not None
@@ -878,7 +890,9 @@ class Store:
         source = session.get(SourceRow, feed_state.source_id)
         if feed_row is None or source is None:
             return report
-        post = session.get(EntryRow, feed_row.post_entry_id) if feed_row.post_entry_id else None
+        # Only its id and whether it was pruned are needed: not its text.
+        post = session.get(EntryRow, feed_row.post_entry_id, options=[
+            load_only(EntryRow.id, EntryRow.pruned)]) if feed_row.post_entry_id else None  # type: ignore[arg-type]
         comments = [(key_hash(entry.identity_key), entry) for entry in entries or ()]
         known = self._known_appearances(session, source.id, "comment", [h for h, _ in comments])
         seen: set[str] = set()
@@ -1603,8 +1617,8 @@ class _DocumentWrites:
     appearances, topic rows and comment feeds of every post of the document.
     """
 
-    __slots__ = ("_follow_comments", "_marks", "_pending", "appearances", "comment_feeds",
-                 "filed")
+    __slots__ = ("_document_marks", "_follow_comments", "_marks", "_pending", "appearances",
+                 "comment_feeds", "filed", "present")
 
     def __init__(self, follow_comments: bool) -> None:
         self._follow_comments = follow_comments
@@ -1616,6 +1630,24 @@ class _DocumentWrites:
         self._pending: list[tuple[NormalizedEntry, dict[str, Any], tuple[str, ...],
                                   dict[str, Any]]] = []
         self._marks: set[str] = set()
+        #: Marks (dedupe_index.marks_of) found in the store before the document;
+        #: None: not looked up, so every post is looked up on its own.
+        self.present: set[str] | None = None
+        #: Marks of every post of this document weighed so far.
+        self._document_marks: set[str] = set()
+
+    def may_have_copy(self, entry: NormalizedEntry) -> bool:
+        """Whether *entry* may be a copy of a stored post, so worth a lookup.
+
+        Its marks against those present before the document and those of the
+        posts before it in the document (stored since, or merged into
+        older posts that took their keys). Called once per new post.
+        """
+        marks = dedupe_index.marks_of(entry)
+        maybe = (self.present is None or not self.present.isdisjoint(marks)
+                 or not self._document_marks.isdisjoint(marks))
+        self._document_marks |= marks
+        return maybe
 
     def comment_feed_of(self, entry: NormalizedEntry, entry_id: int) -> None:
         """Remember the comment feed *entry* names, if comments are followed."""
@@ -1623,20 +1655,13 @@ class _DocumentWrites:
             self.comment_feeds.setdefault(entry.comments_feed_url,
                                           (entry_id, entry.comment_count))
 
-    @staticmethod
-    def _marks_of(entry: NormalizedEntry) -> set[str]:
-        marks = {key for key, _ in dedupe_index.keys_of(entry)}
-        marks.update(f"u{url}" for url in (entry.canonical_url,) if url)
-        marks.update(f"f{value}" for value in (entry.fingerprint,) if value)
-        return marks
-
     def may_match(self, entry: NormalizedEntry) -> bool:
-        return bool(self._pending) and not self._marks.isdisjoint(self._marks_of(entry))
+        return bool(self._pending) and not self._marks.isdisjoint(dedupe_index.marks_of(entry))
 
     def add(self, entry: NormalizedEntry, values: dict[str, Any], topics: tuple[str, ...],
             appearance: dict[str, Any]) -> None:
         self._pending.append((entry, values, topics, appearance))
-        self._marks |= self._marks_of(entry)
+        self._marks |= dedupe_index.marks_of(entry)
 
     def flush(self, session: Session) -> None:
         if not self._pending:

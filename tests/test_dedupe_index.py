@@ -22,6 +22,8 @@ from aggregator.dedupe_index import (
     candidates,
     find_duplicate,
     index_post,
+    marks_of,
+    marks_present,
     remove_keys,
     resolve_entry,
     split_entry,
@@ -140,6 +142,34 @@ def test_the_canonical_url_and_fingerprint_find_posts_without_keys(session: Sess
     match = find_duplicate(session, variant)
     assert match is not None
     assert match.decision.reason == "canonical_url"
+
+
+
+def test_a_post_with_a_candidate_always_has_a_mark_present(session: Session):
+    # The store skips the lookup of a post none of whose marks is present; that
+    # is only right if every candidate is reached through a present mark.
+    a = add_source(session, "a")
+    add_post(session, a, entry(*seed_post("000"), "https://a.example/open-source"))
+    keyless = add_post(session, a, entry(*seed_post("001"), "https://a.example/facilitator"))
+    remove_keys(session, keyless.id or 0)
+    title, paragraphs = seed_post("000")
+    words = " ".join(paragraphs).split()
+    probes = {
+        "light edit": edited_000("https://b.example/gastblog-open-source"),
+        "excerpt": entry("Gastblog: " + title, [" ".join(words[:60]) + " […]"],
+                         "https://p.example/1"),
+        "url only": entry(*seed_post("001"), "http://www.a.example/facilitator/?utm_source=x"),
+        "unrelated": entry(*seed_post("002"), "https://c.example/other"),
+    }
+    found = {}
+    for name, probe in probes.items():
+        marks = marks_of(probe)
+        present = marks_present(session, marks)
+        assert present <= marks
+        found[name] = bool(present)
+        if candidates(session, probe):
+            assert present, name
+    assert found == {"light edit": True, "excerpt": True, "url only": True, "unrelated": False}
 
 
 def test_index_post_is_idempotent_and_adds_the_keys_of_each_copy(session: Session):
