@@ -232,16 +232,22 @@ class Aggregator:
         # host was offered in vain and nothing runs here, what is left waits
         # for hosts other workers are busy with (they, or the next tick, take it).
         barren = 0
+        # Finished sources whose leases go back with the next claim: one
+        # transaction for both (a warm pass is mostly these two).
+        to_release: list[int] = []
         try:
             while True:
                 free = slots - len(running)
                 if queue and free > 0 and barren < queue.hosts():
                     offered = queue.offer(max(4 * free, 32), per_host)
+                    released, to_release = to_release, []
                     claim = await self._in_store_thread(
                         self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
                         names=offered, force=force, stale_owner=owner_is_dead,
                         per_host=per_host, limit=free,
                         comments_days=self.config.fetch.comments_days,
+                        release=released, unchanged=[
+                            self._unchanged.pop(i) for i in released if i in self._unchanged],
                     )
                     queue.settle(offered, claim)
                     barren = 0 if claim else barren + len({queue.host_of(n) for n in offered})
@@ -251,12 +257,15 @@ class Aggregator:
                         continue
                 if not running:
                     break
+                if to_release:  # nothing to claim now: no lease is kept idle
+                    released, to_release = to_release, []
+                    await self._release(released)
                 finished, _ = await asyncio.wait(
                     running, timeout=max(0.0, renew_at - time.monotonic()),
                     return_when=asyncio.FIRST_COMPLETED)
                 done = [running.pop(task) for task in finished]
                 if done:
-                    await self._release([state.id for state in done])
+                    to_release.extend(state.id for state in done)
                     for state in done:  # a slot of its host is free now
                         queue.prefer(host_slot(state.fetch_url))
                     barren = 0
@@ -272,8 +281,9 @@ class Aggregator:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
-            if running or self._unchanged:
-                await self._release([state.id for state in running.values()], everything=True)
+            if running or self._unchanged or to_release:
+                await self._release([state.id for state in running.values()] + to_release,
+                                    everything=True)
             if report.changed:
                 # Tells every publisher sharing the store (this one, and
                 # --role serve workers elsewhere) that there is news.

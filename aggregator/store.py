@@ -492,6 +492,8 @@ class Store:
         per_host: int | None = None,
         limit: int | None = None,
         comments_days: int | None = None,
+        release: Sequence[int] = (),
+        unchanged: Sequence[Unchanged] = (),
     ) -> Claim:
         """Lease the due sources among ``names`` (or all of them with ``force``).
 
@@ -509,16 +511,23 @@ class Store:
         ``limit`` sources are leased. With ``comments_days``, each claimed
         source also comes with its due comment feeds (:meth:`comment_feeds_due`),
         read in the same transaction.
+
+        ``release`` and ``unchanged``: what :meth:`release` takes, done first in
+        the same transaction (a worker hands back finished sources and takes
+        new ones in one commit).
         """
         now_n = as_utc(now)
         claim = Claim()
         wanted = list(names)
         if not wanted or (limit is not None and limit < 1):
+            if release or unchanged:
+                self.release(release, owner, unchanged=unchanged)
             return claim
         with self._write_lock, Session(self.engine) as session:
             if not self.is_sqlite:
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                 {"key": CLAIM_LOCK_KEY})
+            self._release_in(session, release, owner, unchanged)
             # Live leases per host, those of dead holders aside.
             busy: dict[str, int] = {}
             dead: dict[str, bool] = {}
@@ -585,14 +594,19 @@ class Store:
         if not unchanged:
             self._set_leases(source_ids, owner, None)
             return
-        ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
         with self._write_lock, Session(self.engine) as session:
-            _record_unchanged(session, unchanged)
-            if ids:
-                session.execute(update(SourceRow).where(
-                    col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner,
-                ).values(lease_until=None, lease_owner=None))
+            self._release_in(session, source_ids, owner, unchanged)
             session.commit()
+
+    @staticmethod
+    def _release_in(session: Session, source_ids: int | Iterable[int], owner: str,
+                    unchanged: Sequence[Unchanged]) -> None:
+        _record_unchanged(session, unchanged)
+        ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
+        if ids:
+            session.execute(update(SourceRow).where(
+                col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner,
+            ).values(lease_until=None, lease_owner=None))
 
     def renew(self, source_ids: Iterable[int], owner: str, *, until: datetime) -> None:
         """Extend ``owner``'s leases on these sources: it is still working on them."""

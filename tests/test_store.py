@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.config import SourceConfig
 from aggregator.normalize import normalize_entry
-from aggregator.store import SourceState, Store
+from aggregator.store import SourceState, Store, Unchanged
 from aggregator.types import FetchResult, ParsedEntry, ParsedFeed, Validators
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -146,6 +146,37 @@ def test_lease_keeps_other_workers_off(store: Store) -> None:
     later = store.claim_due(now=NOW + timedelta(minutes=6), owner="w2",
                             lease=timedelta(minutes=5), names=["a", "b"])
     assert {s.name for s in later} == {"a", "b"}
+
+
+
+def test_a_claim_hands_back_finished_sources_and_records_their_304s_first(
+    store: Store,
+) -> None:
+    store.sync_sources([SourceConfig(name="a", url="https://a.example/feed/"),
+                        SourceConfig(name="b", url="https://b.example/feed/"),
+                        SourceConfig(name="a2", url="https://a.example/other/feed/")], NOW)
+    lease = timedelta(minutes=5)
+    [a] = store.claim_due(now=NOW, owner="w1", lease=lease, names=["a"], per_host=1)
+    # a's host is full: a2 waits.
+    assert store.claim_due(now=NOW, owner="w1", lease=lease, names=["a2"], per_host=1,
+                           force=True) == []
+    not_modified = FetchResult(url=a.fetch_url, final_url=a.fetch_url, status=304, body=b"",
+                               headers={}, validators=Validators(etag='"v9"'))
+    later = NOW + timedelta(seconds=1)
+    # Handing a back in the same call frees the host slot before the claim.
+    claim = store.claim_due(
+        now=later, owner="w1", lease=lease, names=["a2"], force=True, per_host=1,
+        release=[a.id], unchanged=[Unchanged(a.id, later, not_modified,
+                                             later + timedelta(minutes=30))])
+    assert [state.name for state in claim] == ["a2"]
+    # a is free for anyone, with its 304 recorded; a2 stays w1's.
+    [again] = store.claim_due(now=later, owner="w2", lease=lease, names=["a", "a2"],
+                              force=True)
+    assert (again.name, again.etag) == ("a", '"v9"')
+    # Nothing left to claim: the hand-back still happens.
+    store.claim_due(now=later, owner="w1", lease=lease, names=[], release=[claim[0].id])
+    assert [s.name for s in store.claim_due(now=later, owner="w3", lease=lease,
+                                            names=["a2"], force=True)] == ["a2"]
 
 
 def test_concurrent_workers_make_one_row_per_entry(database_url: str) -> None:
