@@ -75,6 +75,30 @@ _SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                     "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 
 
+class Named:
+    """A module-level function by its module and name, imported where it is called.
+
+    Pickled as those two strings, so the process that sends work to the
+    workers need not import what only the workers run (parsing, language
+    detection and their libraries are tens of megabytes per process).
+    """
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __reduce__(self) -> tuple[type[Named], tuple[str, str]]:
+        return Named, (self.module, self.name)
+
+    def __call__(self, *args: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args)
+
+    def __repr__(self) -> str:
+        return f"Named({self.module!r}, {self.name!r})"
+
+
 class ParserPool:
     """A pool of parser worker processes with time and memory bounds per parse.
 

@@ -30,7 +30,7 @@ from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher, one_request_at_a_time
-from aggregator.parser_pool import ParserPool
+from aggregator.parser_pool import Named, ParserPool
 from aggregator.schedule import next_check_at
 from aggregator.store import (
     Claim,
@@ -41,7 +41,6 @@ from aggregator.store import (
     Unchanged,
     host_slot,
 )
-from aggregator.topics import TopicMatcher
 from aggregator.types import (
     EntryKind,
     FetchResult,
@@ -49,6 +48,7 @@ from aggregator.types import (
     ParsedFeed,
     SiteInfo,
     SourceInfo,
+    TopicFiling,
     TopicInfo,
     Validators,
 )
@@ -56,6 +56,10 @@ from aggregator.urls import same_site
 
 if TYPE_CHECKING:
     from aggregator.publish import RenderMemo
+    from aggregator.topics import TopicMatcher
+
+#: What a parser worker runs on a fetched document (aggregator.reading).
+_PARSE = Named("aggregator.reading", "parse_and_normalize")
 
 log = logging.getLogger("aggregator")
 
@@ -115,7 +119,9 @@ class Aggregator:
         self._parser_pool = parser_pool
         self.owner = owner or worker_name()
         self._rng = random.Random()
-        self._matcher = TopicMatcher(config.topics)
+        # Built when first needed: the parser workers file posts themselves,
+        # and the matcher's stemmers are megabytes this process rarely needs.
+        self._matcher: TopicMatcher | None = None
         self._source_topics = {s.name: s.topics for s in config.sources}
         #: What the files under feeds/ were rendered from: unchanged ones are not rendered again.
         # Made on the first render: the publishing modules (feedgen, lxml) are
@@ -149,7 +155,7 @@ class Aggregator:
             self._fetcher = None
             asyncio.get_running_loop().create_task(old.aclose())
         self.config = config
-        self._matcher = TopicMatcher(config.topics)
+        self._matcher = None
         self._source_topics = {s.name: s.topics for s in config.sources}
 
     async def _in_store_thread(self, func: Callable[..., _T], /, *args: Any,
@@ -401,16 +407,14 @@ class Aggregator:
     ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
         # Parsing runs in worker processes with a time and memory limit: a
         # runaway document costs its own source a recorded error, nothing more.
-        # Imported on first use: a pass where everything is 304 never parses,
-        # and the reading path (parser, language model) is slow to import.
-        from aggregator.reading import TopicFiling, parse_and_normalize
-
+        # The function goes by name (_PARSE): this process never imports the
+        # reading path (parser, language model), only the workers do.
         filing = TopicFiling(
             tuple(self.config.topics), source.name, self._source_topics.get(source.name, ()),
         ) if kind == "post" else None
         try:
             return await self.parser_pool.run(
-                parse_and_normalize, fetched.body, fetched.headers,
+                _PARSE, fetched.body, fetched.headers,
                 fetched.final_url, kind, source.language, now, filing,
             )
         except ParseError:
@@ -452,6 +456,10 @@ class Aggregator:
     def _topics(self, title: str, text: str, categories: Sequence[str],
                 language: str | None, source_name: str) -> tuple[str, ...]:
         """The topics a post belongs to under the current rules."""
+        if self._matcher is None:
+            from aggregator.topics import TopicMatcher
+
+            self._matcher = TopicMatcher(self.config.topics)
         return self._matcher.classify(
             title=title, text=text, categories=categories, source_name=source_name,
             source_topics=self._source_topics.get(source_name, ()), language=language,

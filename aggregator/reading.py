@@ -9,7 +9,7 @@ imports are most of its memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from aggregator.config import TopicConfig
@@ -17,18 +17,9 @@ from aggregator.dedupe import article_of
 from aggregator.normalize import normalize_entry
 from aggregator.parse import parse_feed
 from aggregator.topics import TopicMatcher
-from aggregator.types import EntryKind, NormalizedEntry, ParsedFeed
+from aggregator.types import EntryKind, NormalizedEntry, ParsedFeed, TopicFiling
 
 __all__ = ["TopicFiling", "parse_and_normalize"]
-
-
-@dataclass(frozen=True, slots=True)
-class TopicFiling:
-    """What filing a source's posts under topics needs: the rules and the source."""
-
-    rules: tuple[TopicConfig, ...]
-    source_name: str
-    source_topics: tuple[str, ...]
 
 
 #: Compiled rules by rule set: a worker serves many sources under one config.

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from aggregator.config import TopicConfig
 
 EntryKind = Literal["post", "comment"]
 
@@ -247,3 +250,12 @@ class SiteInfo:
     topics: tuple[TopicInfo, ...] = ()
     sources: tuple[SourceInfo, ...] = ()
     languages: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFiling:
+    """What filing a source's posts under topics needs: the rules and the source."""
+
+    rules: tuple[TopicConfig, ...]
+    source_name: str
+    source_topics: tuple[str, ...]

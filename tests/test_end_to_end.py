@@ -313,3 +313,27 @@ def test_changing_a_topic_rule_refiles_existing_posts(
     refiled = titles("brand-communities")
     assert "Twee trends om in 2013 in de gaten te houden" in refiled  # "merken"
     assert "Open source dringt door in marketing" not in refiled  # excluded now
+
+
+def test_the_fetching_process_leaves_reading_to_its_workers(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    # Parsing, sanitizing and language detection run in the parser workers;
+    # their libraries are tens of megabytes the fetching process must not carry.
+    # (numpy may come in: the store compares a post with its possible copies.)
+    config = write_config(tmp_path, blog)
+    program = (
+        "import sys\n"
+        "from aggregator.cli import main\n"
+        f"sys.argv = ['aggregator', '--config', {str(config)!r}, 'fetch', '--all']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('LOADED', sorted(m for m in ('py3langid', 'feedparser', 'nh3', 'lxml.html')"
+        " if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env={**os.environ, "AGGREGATOR_DATABASE_URL": database_url},
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED []" in result.stdout
+    published = feedparser.parse((tmp_path / "feeds" / "all.atom").read_bytes())
+    assert len(published.entries) == len(EXPECTED["posts"]) - 1
