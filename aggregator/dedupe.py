@@ -250,7 +250,8 @@ def _short_hash(*parts: str | bytes, size: int = 6) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=1 << 16)
+# The common words of a language recur; 16,384 of them are about 3 MB.
+@lru_cache(maxsize=1 << 14)
 def _word_hash(word: str) -> int:
     # Stable across processes (unlike hash()): signatures live in the database.
     return int.from_bytes(

@@ -130,9 +130,11 @@ _TEXT_CLEANER = nh3.Cleaner(tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
 _TITLE_CLEANER = nh3.Cleaner(tags=set(), clean_content_tags=_TEXT_DROPPED_WITH_CONTENT)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=32)
 def _cleaner_for_base(base_url: str) -> nh3.Cleaner:
-    # A Cleaner costs microseconds, but entries of one feed share bases.
+    # A Cleaner costs microseconds, but entries of one feed may share a base.
+    # Most bases are an entry's own link, seen once: a longer cache only holds
+    # cleaners of about 10 KB each (5 MB per parser worker at 512).
     return _content_cleaner(("rewrite_with_base", base_url))
 
 

@@ -19,7 +19,8 @@ its own process, and then runs, one after the other against that server:
    ``update_feeds`` runs; the iterator also says what each feed brought).
 
 Every run is a subprocess, timed whole (interpreter start included, for all of
-them alike). CPU is user+sys of the subprocess and every descendant it
+them alike), started after ``os.sync()`` so that none pays for writing back
+what the run before it left dirty. CPU is user+sys of the subprocess and every descendant it
 reaped (``getrusage(RUSAGE_CHILDREN)`` around it), checked against a /proc
 sample of the tree; peak RSS is the largest sum of RSS over the process
 tree (parser workers are separate processes), sampled every 50 ms. Then it
@@ -274,6 +275,9 @@ def measure(name: str, command: Sequence[str], *, server: Server | None = None,
     if server is not None:
         server.stats(reset=True)
         server_cpu = server.cpu_seconds()
+    # The run before may have left hundreds of MB of dirty pages (a cold
+    # pass's database); writing them back would slow whichever run came next.
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
