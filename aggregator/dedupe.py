@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import numpy as np
 
-from aggregator.topics import fold
+from aggregator.folding import fold
 from aggregator.urls import site_host
 
 __all__ = [

@@ -14,6 +14,7 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
+from aggregator.folding import fold
 from aggregator.language import detect_language
 from aggregator.sanitize import (
     clean_text,
@@ -23,7 +24,6 @@ from aggregator.sanitize import (
     strip_control_chars,
     truncate,
 )
-from aggregator.topics import fold
 from aggregator.types import EntryKind, NormalizedEntry, ParsedEntry, ParsedFeed
 from aggregator.urls import canonical_url
 

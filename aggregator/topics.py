@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,23 +62,15 @@ from functools import lru_cache
 import snowballstemmer
 
 from aggregator.config import TopicConfig
+from aggregator.folding import fold
 
 __all__ = ["STEMMED_LANGUAGES", "TopicMatcher", "classify", "fold"]
 
-_COMBINING_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _WORD = re.compile(r"\w+")
 #: Splits a term into words and what lies between them, alternately.
 _WORDS_AND_GAPS = re.compile(r"(\W+)")
 #: Keeps a phrase from matching across the seam of title, text and a category.
 _SEAM = "\n\x00\n"
-
-
-def fold(text: str) -> str:
-    """Return *text* case-folded and without accents, for comparing words."""
-    if text.isascii():
-        return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return _COMBINING_MARKS.sub("", decomposed)
 
 
 def _fold_label(text: str) -> str:
