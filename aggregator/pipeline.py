@@ -35,6 +35,7 @@ from aggregator.schedule import next_check_at
 from aggregator.store import (
     Claim,
     CommentFeedState,
+    IngestJob,
     IngestReport,
     SourceState,
     Store,
@@ -67,6 +68,8 @@ _T = TypeVar("_T")
 
 #: Entries per published feed (newest first).
 MAX_FEED_ENTRIES = 100
+#: Most documents stored in one transaction when they queue up (see _ingest).
+_INGEST_BATCH = 16
 
 
 def now_utc() -> datetime:
@@ -131,6 +134,10 @@ class Aggregator:
         self.publish_skipped = False
         #: 304s not yet recorded: they go with the release of their lease.
         self._unchanged: dict[int, Unchanged] = {}
+        # Documents waiting for the store, and the task writing them (_ingest).
+        self._ingest_queue: list[tuple[IngestJob, asyncio.Future[IngestReport]]] = []
+        self._ingest_writer: asyncio.Task[None] | None = None
+        self._ingest_loop: asyncio.AbstractEventLoop | None = None
         self._store_executor = ThreadPoolExecutor(
             1 if self.store.is_sqlite else 4, thread_name_prefix="aggregator-store")
 
@@ -170,6 +177,44 @@ class Aggregator:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._store_executor, functools.partial(func, *args, **kwargs))
+
+    async def _ingest(self, job: IngestJob) -> IngestReport:
+        """Store one document, together with any others waiting to be stored.
+
+        While the store is busy, documents queue up here; the next store call
+        takes them all (up to _INGEST_BATCH) in one transaction. An idle store
+        gets each document on its own, at once.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[IngestReport] = loop.create_future()
+        self._ingest_queue.append((job, done))
+        if self._ingest_loop is not loop:  # a new loop (a CLI runs one per command)
+            self._ingest_loop, self._ingest_writer = loop, None
+        if self._ingest_writer is None or self._ingest_writer.done():
+            self._ingest_writer = loop.create_task(self._write_ingests())
+        return await done
+
+    async def _write_ingests(self) -> None:
+        while self._ingest_queue:
+            batch = self._ingest_queue[:_INGEST_BATCH]
+            del self._ingest_queue[:_INGEST_BATCH]
+            try:
+                results = await self._in_store_thread(
+                    self.store.ingest_batch, [job for job, _ in batch])
+            except BaseException as error:  # the store thread itself failed
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for (_, done), result in zip(batch, results, strict=True):
+                if done.done():  # its fetch was cancelled meanwhile
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -344,13 +389,12 @@ class Aggregator:
                 return self._topics(entry.title, entry.text, entry.categories,
                                     entry.language, source.name)
 
-            outcome.report = await self._in_store_thread(
-                self.store.ingest_source_feed, state, now=now,
-                fetch=fetched, feed=feed, entries=entries, topics_for=topics_for,
-                follow_comments=source.comments,
+            outcome.report = await self._ingest(self.store.source_feed_job(
+                state, now=now, fetch=fetched, feed=feed, entries=entries,
+                topics_for=topics_for, follow_comments=source.comments,
                 site_comments_url=source.comments_url or feed.comments_feed_url,
                 next_check_at=when, body_hash=body_hash or "",
-            )
+            ))
             outcome.result = "updated" if outcome.report.changed else "unchanged"
         if source.comments:
             # Nothing new in the feed: the comment feeds due are those read
@@ -386,10 +430,9 @@ class Aggregator:
                     body_hash = hashlib.sha256(fetched.body).hexdigest()
                     if body_hash != feed_state.body_hash:
                         _, entries = await self._parse(fetched, "comment", source, now)
-                report = await self._in_store_thread(
-                    self.store.ingest_comment_feed, feed_state, now=now, fetch=fetched,
-                    entries=entries, body_hash=body_hash,
-                )
+                report = await self._ingest(self.store.comment_feed_job(
+                    feed_state, now=now, fetch=fetched, entries=entries, body_hash=body_hash,
+                ))
                 outcome.report.add(report)
             except (FetchError, ParseError) as error:
                 outcome.comment_errors += 1

@@ -73,6 +73,8 @@ INGEST_LOCK_KEY = 0x61677265  # "agre"
 CLAIM_LOCK_KEY = 0x61677263  # "agrc"
 
 TopicsFor = Callable[[NormalizedEntry], tuple[str, ...]]
+#: One document's ingest, run inside a transaction it does not commit.
+IngestJob = Callable[[Session], "IngestReport"]
 
 log = logging.getLogger("aggregator.store")
 
@@ -683,12 +685,33 @@ class Store:
         body_hash: str,
     ) -> IngestReport:
         """Store one fetched post feed: entries, validators and schedule, atomically."""
-        return self._retrying(lambda session: self._ingest_source_feed(
+        return self._retrying(self.source_feed_job(
+            source, now=now, fetch=fetch, feed=feed, entries=entries, topics_for=topics_for,
+            follow_comments=follow_comments, site_comments_url=site_comments_url,
+            next_check_at=next_check_at, body_hash=body_hash,
+        ))
+
+    def source_feed_job(
+        self,
+        source: SourceState,
+        *,
+        now: datetime,
+        fetch: FetchResult,
+        feed: ParsedFeed,
+        entries: Sequence[NormalizedEntry],
+        topics_for: TopicsFor,
+        follow_comments: bool,
+        site_comments_url: str | None,
+        next_check_at: datetime | None,
+        body_hash: str,
+    ) -> IngestJob:
+        """:meth:`ingest_source_feed` as a job for :meth:`ingest_batch`."""
+        return lambda session: self._ingest_source_feed(
             session, source, now=as_utc(now), fetch=fetch, feed=feed,
             entries=entries, topics_for=topics_for, follow_comments=follow_comments,
             site_comments_url=site_comments_url, next_check_at=as_utc(next_check_at),
             body_hash=body_hash,
-        ))
+        )
 
     def _ingest_source_feed(
         self, session: Session, source: SourceState, *, now: datetime | None,
@@ -889,10 +912,50 @@ class Store:
         body_hash: str | None,
     ) -> IngestReport:
         """Store one fetched comment feed (entries None: unchanged, 304)."""
-        return self._retrying(lambda session: self._ingest_comment_feed(
+        return self._retrying(self.comment_feed_job(
+            feed_state, now=now, fetch=fetch, entries=entries, body_hash=body_hash))
+
+    def comment_feed_job(
+        self,
+        feed_state: CommentFeedState,
+        *,
+        now: datetime,
+        fetch: FetchResult,
+        entries: Sequence[NormalizedEntry] | None,
+        body_hash: str | None,
+    ) -> IngestJob:
+        """:meth:`ingest_comment_feed` as a job for :meth:`ingest_batch`."""
+        return lambda session: self._ingest_comment_feed(
             session, feed_state, now=as_utc(now), fetch=fetch, entries=entries,
             body_hash=body_hash,
-        ))
+        )
+
+    def ingest_batch(self, jobs: Sequence[IngestJob]) -> list[IngestReport | Exception]:
+        """Run several ingest jobs in one transaction; each one's report, or its error.
+
+        One commit for many documents: a commit writes every page the
+        transaction changed, and the documents of a cold pass change mostly
+        the same index pages (their dedupe keys land all over one B-tree), so
+        a batch of ten costs about half as much to commit as ten commits.
+        Should any job fail, the batch is rolled back and every job runs
+        again in its own transaction, so one bad document fails alone.
+        """
+        if len(jobs) > 1:
+            with self._write_lock, Session(self.engine) as session:
+                try:
+                    self._lock_ingest(session)
+                    reports: list[IngestReport | Exception] = [job(session) for job in jobs]
+                    session.commit()
+                    return reports
+                except Exception:
+                    session.rollback()
+        results: list[IngestReport | Exception] = []
+        for job in jobs:
+            try:
+                results.append(self._retrying(job))
+            except Exception as error:
+                results.append(error)
+        return results
 
     def _ingest_comment_feed(
         self, session: Session, feed_state: CommentFeedState, *, now: datetime | None,
@@ -1046,18 +1109,20 @@ class Store:
             session.add(row)
             session.commit()
 
+    def _lock_ingest(self, session: Session) -> None:
+        if not self.is_sqlite:
+            # Dedupe decisions read then write: two workers must not both find
+            # "no duplicate" for one article. SQLite gets this from its single
+            # writer; PostgreSQL from this lock, held until the transaction ends.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": INGEST_LOCK_KEY})
+
     def _retrying(self, work: Callable[[Session], IngestReport]) -> IngestReport:
         """Run one ingest transaction; retry once when a concurrent worker won a race."""
         for attempt in range(3):
             with self._write_lock, Session(self.engine) as session:
                 try:
-                    if not self.is_sqlite:
-                        # Dedupe decisions read then write: two workers must not
-                        # both find "no duplicate" for one article. SQLite gets
-                        # this from its single writer; PostgreSQL from this lock,
-                        # held until the transaction ends.
-                        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                        {"key": INGEST_LOCK_KEY})
+                    self._lock_ingest(session)
                     report = work(session)
                     session.commit()
                     return report

@@ -320,3 +320,50 @@ def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path) -> 
                 failures.append(error.decode()[-300:])
         assert Store(url).get_meta("schema_version") is not None
     assert failures == []
+
+
+def source_job(store: Store, state: SourceState, *entries: ParsedEntry, etag: str = '"v1"'):
+    feed = ParsedFeed(format="rss20", title=state.name, link=None, language="nl", entries=())
+    return store.source_feed_job(
+        state, now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
+        entries=[normalized(e, state.fetch_url) for e in entries],
+        topics_for=lambda entry: (), follow_comments=True, site_comments_url=None,
+        next_check_at=NOW + timedelta(hours=1), body_hash="x",
+    )
+
+
+def test_a_batch_stores_each_document_and_sees_the_ones_before_it(store: Store) -> None:
+    a, b = claim(store, "a"), claim(store, "b")
+    reports = store.ingest_batch([
+        source_job(store, a, parsed("a-1", "https://www.a.example/2005/open-source/")),
+        # A copy of a-1, in the same transaction: it must find a-1 and merge.
+        source_job(store, b, parsed(
+            "b-9", "http://a.example/2005/open-source?utm_source=rss",
+            title="Gastblog: Open source in marketing", body="Een heel andere samenvatting.")),
+    ])
+    assert [(r.new_posts, r.merged_posts) for r in reports] == [(1, 0), (0, 1)]
+    records = [r for r in store.export_records() if r["kind"] == "post"]
+    assert [[x["source"] for x in r["appearances"]] for r in records] == [["a", "b"]]
+    assert claim(store, "a").etag == '"v1"' and claim(store, "b").etag == '"v1"'
+
+
+def test_a_failing_document_fails_alone_and_the_rest_of_its_batch_is_stored(
+    store: Store,
+) -> None:
+    a, b = claim(store, "a"), claim(store, "b")
+    calls = []
+
+    def broken(session: object) -> None:
+        calls.append(session)
+        raise ValueError("a document the store cannot take")
+
+    good_a = source_job(store, a, parsed("a-1", "https://a.example/p1"), etag='"a"')
+    good_b = source_job(store, b, parsed("b-1", "https://b.example/p1", title="Iets anders",
+                                         body=distinct_body(7)), etag='"b"')
+    results = store.ingest_batch([good_a, broken, good_b])  # type: ignore[list-item]
+    assert isinstance(results[1], ValueError)
+    assert [r.new_posts for r in (results[0], results[2])] == [1, 1]  # type: ignore[union-attr]
+    # Tried in the batch, then again on its own; the others were stored once.
+    assert len(calls) == 2
+    assert store.counts() == {"post": 2}
+    assert (claim(store, "a").etag, claim(store, "b").etag) == ('"a"', '"b"')
