@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -52,14 +53,21 @@ def fetched(url: str, etag: str | None = None) -> FetchResult:
                        validators=Validators(etag=etag))
 
 
+def feed_args(state: SourceState, entries: tuple[ParsedEntry, ...],
+              etag: str | None) -> dict[str, Any]:
+    """What ingest_source_feed and source_feed_job take besides the source."""
+    return {
+        "now": NOW, "fetch": fetched(state.fetch_url, etag),
+        "feed": ParsedFeed(format="rss20", title=state.name, link=None, language="nl",
+                           entries=()),
+        "entries": [normalized(e, state.fetch_url) for e in entries],
+        "topics_for": lambda entry: (), "follow_comments": True, "site_comments_url": None,
+        "next_check_at": NOW + timedelta(hours=1), "body_hash": "x",
+    }
+
+
 def ingest(store: Store, state: SourceState, *entries: ParsedEntry, etag: str | None = None):
-    feed = ParsedFeed(format="rss20", title=state.name, link=None, language="nl", entries=())
-    return store.ingest_source_feed(
-        state, now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
-        entries=[normalized(e, state.fetch_url) for e in entries],
-        topics_for=lambda entry: (), follow_comments=True, site_comments_url=None,
-        next_check_at=NOW + timedelta(hours=1), body_hash="x",
-    )
+    return store.ingest_source_feed(state, **feed_args(state, entries, etag))
 
 
 @pytest.fixture
@@ -323,13 +331,7 @@ def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path) -> 
 
 
 def source_job(store: Store, state: SourceState, *entries: ParsedEntry, etag: str = '"v1"'):
-    feed = ParsedFeed(format="rss20", title=state.name, link=None, language="nl", entries=())
-    return store.source_feed_job(
-        state, now=NOW, fetch=fetched(state.fetch_url, etag), feed=feed,
-        entries=[normalized(e, state.fetch_url) for e in entries],
-        topics_for=lambda entry: (), follow_comments=True, site_comments_url=None,
-        next_check_at=NOW + timedelta(hours=1), body_hash="x",
-    )
+    return store.source_feed_job(state, **feed_args(state, entries, etag))
 
 
 def test_a_batch_stores_each_document_and_sees_the_ones_before_it(store: Store) -> None:
