@@ -261,7 +261,9 @@ class _Pool:
     """
 
     def __init__(self, limits: httpx.Limits, network_backend: httpcore.AsyncNetworkBackend) -> None:
-        self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        # Made for the first https origin: loading the CA bundle takes tens of
+        # milliseconds, which a pass over plain-http feeds need not pay.
+        self._ssl_context: ssl.SSLContext | None = None
         self._max = max(1, limits.max_connections or 1)
         self._max_idle = limits.max_keepalive_connections or 0
         self._expiry = limits.keepalive_expiry
@@ -337,9 +339,15 @@ class _Pool:
             self._idle_count -= 1
             await oldest.aclose()
         return httpcore.AsyncHTTPConnection(
-            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry,
+            origin=origin, ssl_context=self._tls_context() if origin.scheme == b"https" else None,
+            keepalive_expiry=self._expiry,
             network_backend=self._backend,
         ), False
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        return self._ssl_context
 
     async def checkin(
         self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin,
@@ -383,10 +391,10 @@ class _VettedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over :class:`_Pool`, which connects with :class:`_VettedBackend`."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        # httpx has no parameter for the pool or the network backend, so the
-        # pool it built is replaced; the rest of the transport (request
-        # mapping, exception mapping) is httpx's own.
-        super().__init__(trust_env=False, limits=limits)
+        # httpx has no parameter for the pool or the network backend. Its
+        # __init__ would only build a pool of its own (and load the CA bundle
+        # for it) to be replaced, so it is not called: request mapping,
+        # exception mapping and closing all go through self._pool alone.
         self._pool = _Pool(limits, _VettedBackend())  # type: ignore[assignment]
 
 

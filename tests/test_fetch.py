@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import gzip
+import ssl
 import time
 import tracemalloc
 import zlib
@@ -14,8 +15,10 @@ from dataclasses import replace
 from functools import cache
 
 import pytest
+import trustme
 from aiohttp import web
 
+from aggregator import fetch as fetch_module
 from aggregator import netcheck
 from aggregator.config import FetchSettings
 from aggregator.errors import (
@@ -847,3 +850,61 @@ def test_connections_kept_open_never_exceed_the_concurrency() -> None:
     assert all(len(server.requests) == 3 for server in servers)
     assert len(open_at_request) == 12
     assert max(open_at_request) == 2
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@asynccontextmanager
+async def serve_tls(handler: Handler, ca: trustme.CA) -> AsyncIterator[str]:
+    """An aiohttp app over TLS on 127.0.0.1, with a certificate for "localhost"."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    app = web.Application()
+    app.router.add_get("/feed", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    try:
+        yield f"https://localhost:{runner.addresses[0][1]}/feed"
+    finally:
+        await runner.cleanup()
+
+
+def test_https_is_fetched_over_one_verified_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    monkeypatch.setattr(fetch_module._Pool, "_tls_context", lambda self: client_context)
+    peers: list[object] = []
+
+    async def feed(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        if request.headers.get("If-None-Match") == '"t1"':
+            return web.Response(status=304, headers={"ETag": '"t1"'})
+        return web.Response(body=FEED, headers={"ETag": '"t1"'},
+                            content_type="application/rss+xml")
+
+    async def scenario() -> list[int]:
+        async with serve_tls(feed, ca) as url, Fetcher(SETTINGS) as fetcher:
+            first = await fetcher.fetch(url, private_ok_host="localhost")
+            second = await fetcher.fetch(url, first.validators, private_ok_host="localhost")
+            third = await fetcher.fetch(url, private_ok_host="localhost")
+            assert first.body == FEED and third.body == FEED
+            return [first.status, second.status, third.status]
+
+    assert run(scenario()) == [200, 304, 200]
+    assert len(peers) == 3 and len(set(peers)) == 1  # one TLS connection for all three
+
+
+def test_a_certificate_nobody_vouches_for_is_a_fetch_error() -> None:
+    async def feed(request: web.Request) -> web.Response:
+        return web.Response(body=FEED)
+
+    async def scenario() -> None:
+        async with serve_tls(feed, trustme.CA()) as url, Fetcher(SETTINGS) as fetcher:
+            with pytest.raises(FetchError, match=r"(?i)certificate"):
+                await fetcher.fetch(url, private_ok_host="localhost")
+
+    run(scenario())
