@@ -669,26 +669,13 @@ class Store:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest_source_feed(
-        self,
-        source: SourceState,
-        *,
-        now: datetime,
-        fetch: FetchResult,
-        feed: ParsedFeed,
-        entries: Sequence[NormalizedEntry],
-        topics_for: TopicsFor,
-        follow_comments: bool,
-        site_comments_url: str | None,
-        next_check_at: datetime | None,
-        body_hash: str,
-    ) -> IngestReport:
-        """Store one fetched post feed: entries, validators and schedule, atomically."""
-        return self._retrying(self.source_feed_job(
-            source, now=now, fetch=fetch, feed=feed, entries=entries, topics_for=topics_for,
-            follow_comments=follow_comments, site_comments_url=site_comments_url,
-            next_check_at=next_check_at, body_hash=body_hash,
-        ))
+    def ingest_source_feed(self, source: SourceState, **details: Any) -> IngestReport:
+        """Store one fetched post feed: entries, validators and schedule, atomically.
+
+        Takes what :meth:`source_feed_job` takes, and runs that job in a
+        transaction of its own.
+        """
+        return self._retrying(self.source_feed_job(source, **details))
 
     def source_feed_job(
         self,
@@ -704,7 +691,8 @@ class Store:
         next_check_at: datetime | None,
         body_hash: str,
     ) -> IngestJob:
-        """:meth:`ingest_source_feed` as a job for :meth:`ingest_batch`."""
+        """One fetched post feed to store (entries, validators and schedule), as a job
+        for :meth:`ingest_batch` or, through :meth:`ingest_source_feed`, on its own."""
         return lambda session: self._ingest_source_feed(
             session, source, now=as_utc(now), fetch=fetch, feed=feed,
             entries=entries, topics_for=topics_for, follow_comments=follow_comments,
@@ -901,18 +889,13 @@ class Store:
         with Session(self.engine) as session:
             return _due_comment_feeds(session, [source_id], horizon).get(source_id, [])
 
-    def ingest_comment_feed(
-        self,
-        feed_state: CommentFeedState,
-        *,
-        now: datetime,
-        fetch: FetchResult,
-        entries: Sequence[NormalizedEntry] | None,
-        body_hash: str | None,
-    ) -> IngestReport:
-        """Store one fetched comment feed (entries None: unchanged, 304)."""
-        return self._retrying(self.comment_feed_job(
-            feed_state, now=now, fetch=fetch, entries=entries, body_hash=body_hash))
+    def ingest_comment_feed(self, feed_state: CommentFeedState, **details: Any) -> IngestReport:
+        """Store one fetched comment feed (entries None: unchanged, 304).
+
+        Takes what :meth:`comment_feed_job` takes, and runs that job in a
+        transaction of its own.
+        """
+        return self._retrying(self.comment_feed_job(feed_state, **details))
 
     def comment_feed_job(
         self,
@@ -923,7 +906,8 @@ class Store:
         entries: Sequence[NormalizedEntry] | None,
         body_hash: str | None,
     ) -> IngestJob:
-        """:meth:`ingest_comment_feed` as a job for :meth:`ingest_batch`."""
+        """One fetched comment feed to store (``entries`` None: unchanged, 304), as a job
+        for :meth:`ingest_batch` or, through :meth:`ingest_comment_feed`, on its own."""
         return lambda session: self._ingest_comment_feed(
             session, feed_state, now=as_utc(now), fetch=fetch, entries=entries,
             body_hash=body_hash,
