@@ -654,19 +654,6 @@ class Store:
             session.commit()
             return row.error_count
 
-    def record_source_unchanged(
-        self,
-        source_id: int,
-        *,
-        now: datetime,
-        fetch: FetchResult,
-        next_check_at: datetime | None,
-    ) -> None:
-        """A 304, or a 200 whose body hash we already processed (the lease stays)."""
-        with self._write_lock, Session(self.engine) as session:
-            _record_unchanged(session, [Unchanged(source_id, now, fetch, next_check_at)])
-            session.commit()
-
     # ------------------------------------------------------------------ ingest
 
     def ingest_source_feed(self, source: SourceState, **details: Any) -> IngestReport:

@@ -270,8 +270,8 @@ def test_http_to_https_move_is_taken_at_once_others_after_three(database_url: st
             moved = FetchResult(url=state.fetch_url, final_url=target, status=304, body=b"",
                                 headers={}, validators=Validators(),
                                 permanent_redirect=target)
-            store.record_source_unchanged(state.id, now=NOW, fetch=moved,
-                                          next_check_at=NOW)
+            # As a pass records it: with the release of the lease.
+            store.release(state.id, "test", unchanged=[Unchanged(state.id, NOW, moved, NOW)])
             after = claim(store, name)
             store.release(after.id, "test")
             return after
