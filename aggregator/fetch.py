@@ -249,6 +249,14 @@ class _VettedBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+#: (scheme, host, port): httpcore's Origin is not hashable.
+_OriginKey = tuple[bytes, bytes, int]
+
+
+def _key(origin: httpcore.Origin) -> _OriginKey:
+    return origin.scheme, origin.host, origin.port
+
+
 class _Pool:
     """Keep-alive HTTP/1.1 connections by origin, in place of httpcore's pool.
 
@@ -269,8 +277,9 @@ class _Pool:
         self._expiry = limits.keepalive_expiry
         self._backend = network_backend
         self._gate = asyncio.Semaphore(self._max)
-        # By (scheme, host, port): httpcore's Origin is not hashable.
-        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+        # By _key(origin); an origin with no idle connection has no entry, so
+        # making room never walks the origins of every feed ever fetched.
+        self._idle: dict[_OriginKey, list[httpcore.AsyncHTTPConnection]] = {}
         self._idle_count = 0
         self._busy = 0  # connections lent out
         self._closed = False
@@ -319,39 +328,43 @@ class _Pool:
             raise
         return httpcore.Response(
             status=response.status, headers=response.headers,
-            content=_ReturnsConnection(response.stream, connection, origin, self),
+            content=_ReturnsConnection(response.stream, connection, _key(origin), self),
             extensions=response.extensions,
         )
 
     async def _checkout(
         self, origin: httpcore.Origin,
     ) -> tuple[httpcore.AsyncHTTPConnection, bool]:
-        idle = self._idle.get((origin.scheme, origin.host, origin.port))
-        while idle:
-            connection = idle.pop()
-            self._idle_count -= 1
+        key = _key(origin)
+        while key in self._idle:
+            connection = self._take(key, -1)
             if connection.is_idle() and not connection.has_expired():
                 return connection, True
             await connection.aclose()
-        # Room for one more: an idle connection of another origin goes.
+        # Room for one more: an idle connection of another origin goes, the
+        # longest-idle one of the origin that has had idle ones the longest.
         while self._idle_count and self._busy + self._idle_count > self._max:
-            oldest = next(conns for conns in self._idle.values() if conns).pop(0)
-            self._idle_count -= 1
-            await oldest.aclose()
+            await self._take(next(iter(self._idle)), 0).aclose()
         return httpcore.AsyncHTTPConnection(
             origin=origin, ssl_context=self._tls_context() if origin.scheme == b"https" else None,
             keepalive_expiry=self._expiry,
             network_backend=self._backend,
         ), False
 
+    def _take(self, key: _OriginKey, index: int) -> httpcore.AsyncHTTPConnection:
+        connections = self._idle[key]
+        connection = connections.pop(index)
+        if not connections:
+            del self._idle[key]
+        self._idle_count -= 1
+        return connection
+
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context(trust_env=False)
         return self._ssl_context
 
-    async def checkin(
-        self, connection: httpcore.AsyncHTTPConnection, origin: httpcore.Origin,
-    ) -> None:
+    async def checkin(self, connection: httpcore.AsyncHTTPConnection, key: _OriginKey) -> None:
         """Take back a connection whose response is closed."""
         self._busy -= 1
         self._gate.release()
@@ -359,7 +372,7 @@ class _Pool:
                 or connection.has_expired()):
             await connection.aclose()
             return
-        self._idle.setdefault((origin.scheme, origin.host, origin.port), []).append(connection)
+        self._idle.setdefault(key, []).append(connection)
         self._idle_count += 1
 
 
@@ -367,10 +380,10 @@ class _ReturnsConnection:
     """A response body that gives its connection back to the pool once closed."""
 
     def __init__(self, stream: typing.Any, connection: httpcore.AsyncHTTPConnection,
-                 origin: httpcore.Origin, pool: _Pool) -> None:
+                 key: _OriginKey, pool: _Pool) -> None:
         self._stream = stream
         self._connection = connection
-        self._origin = origin
+        self._key = key
         self._pool: _Pool | None = pool
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -384,7 +397,7 @@ class _ReturnsConnection:
         try:
             await self._stream.aclose()
         finally:
-            await pool.checkin(self._connection, self._origin)
+            await pool.checkin(self._connection, self._key)
 
 
 class _VettedTransport(httpx.AsyncHTTPTransport):
