@@ -17,7 +17,7 @@ store's ingest transaction or the CLI's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -174,7 +174,9 @@ def marks_present(session: Session, marks: Iterable[str]) -> set[str]:
     slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     for kind, values in by_kind.items():
         table, column = _MARK_COLUMNS[kind]
-        for chunk in _chunks(sorted(set(values)), 500):
+        ordered = sorted(set(values))
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
             sql = (f'SELECT DISTINCT "{column}" FROM {table} '
                    f'WHERE "{column}" IN ({", ".join([slot] * len(chunk))})')
             present.update(kind + value for (value,) in
@@ -196,11 +198,6 @@ def marks_of(entry: ArticleSource | Article) -> set[str]:
     if entry.fingerprint:
         marks.add("f" + entry.fingerprint)
     return marks
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 @lru_cache(maxsize=64)
