@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -524,17 +525,21 @@ class Store:
             if release or unchanged:
                 self.release(release, owner, unchanged=unchanged)
             return claim
+        # Core statements on the few columns needed: a worker claims every
+        # few sources, and loading and flushing ORM rows cost five times the SQL.
+        sources = _SOURCE
         with self._write_lock, Session(self.engine) as session:
+            connection = session.connection()
             if not self.is_sqlite:
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                {"key": CLAIM_LOCK_KEY})
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": CLAIM_LOCK_KEY})
             self._release_in(session, release, owner, unchanged)
             # Live leases per host, those of dead holders aside.
             busy: dict[str, int] = {}
             dead: dict[str, bool] = {}
-            for url, moved_to, holder in session.exec(
-                    select(SourceRow.url, SourceRow.moved_to, SourceRow.lease_owner)
-                    .where(col(SourceRow.lease_until) >= now_n)):
+            for url, moved_to, holder in connection.execute(
+                    select(sources.c.url, sources.c.moved_to, sources.c.lease_owner)
+                    .where(sources.c.lease_until >= now_n)):
                 if holder and holder != owner and stale_owner is not None:
                     if holder not in dead:
                         dead[holder] = stale_owner(holder)
@@ -542,22 +547,22 @@ class Store:
                         continue
                 slot = host_slot(moved_to or url)
                 busy[slot] = busy.get(slot, 0) + 1
-            free = [col(SourceRow.lease_until).is_(None), col(SourceRow.lease_until) < now_n,
-                    col(SourceRow.lease_owner) == owner]
+            free = [sources.c.lease_until.is_(None), sources.c.lease_until < now_n,
+                    sources.c.lease_owner == owner]
             if any(dead.values()):
-                free.append(col(SourceRow.lease_owner).in_(
+                free.append(sources.c.lease_owner.in_(
                     [holder for holder, is_dead in dead.items() if is_dead]))
-            query = select(SourceRow).where(
-                col(SourceRow.name).in_(wanted), SourceRow.gone == False,  # noqa: E712
+            query = select(*_CLAIM_COLUMNS).where(
+                sources.c.name.in_(wanted), sources.c.gone == False,  # noqa: E712
                 or_(*free))
             if not force:
                 query = query.where(or_(
-                    col(SourceRow.next_check_at).is_(None), col(SourceRow.next_check_at) <= now_n,
+                    sources.c.next_check_at.is_(None), sources.c.next_check_at <= now_n,
                 ))
-            query = query.order_by(col(SourceRow.next_check_at), col(SourceRow.id))
+            query = query.order_by(sources.c.next_check_at, sources.c.id)
             if not self.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            for row in session.exec(query):
+            for row in connection.execute(query):
                 slot = host_slot(row.moved_to or row.url)
                 # Our own live lease is already counted in busy.
                 renewing = (row.lease_owner == owner and row.lease_until is not None
@@ -571,10 +576,11 @@ class Store:
                     continue
                 if not renewing:
                     busy[slot] = busy.get(slot, 0) + 1
-                row.lease_owner = owner
-                row.lease_until = as_utc(now + lease)
-                session.add(row)
                 claim.append(_source_state(row))
+            if claim:
+                connection.execute(
+                    update(sources).where(sources.c.id.in_([state.id for state in claim]))
+                    .values(lease_owner=owner, lease_until=as_utc(now + lease)))
             if comments_days is not None and claim:
                 due = _due_comment_feeds(session, [state.id for state in claim],
                                          as_utc(now - timedelta(days=comments_days)))
@@ -604,9 +610,9 @@ class Store:
                     unchanged: Sequence[Unchanged]) -> None:
         _record_unchanged(session, unchanged)
         ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
-        if ids:
-            session.execute(update(SourceRow).where(
-                col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner,
+        if ids:  # Core: the ORM's bulk update path costs more than the statement
+            session.connection().execute(update(_SOURCE).where(
+                _SOURCE.c.id.in_(ids), _SOURCE.c.lease_owner == owner,
             ).values(lease_until=None, lease_owner=None))
 
     def renew(self, source_ids: Iterable[int], owner: str, *, until: datetime) -> None:
@@ -935,8 +941,7 @@ class Store:
         report = IngestReport()
         # The few columns needed, in one statement: thousands of comment feeds
         # go through here in a cold pass, and three ORM loads cost more.
-        feeds, sources, posts = (CommentFeedRow.__table__, SourceRow.__table__,  # type: ignore[attr-defined]
-                                 EntryRow.__table__)  # type: ignore[attr-defined]
+        feeds, sources, posts = _COMMENT_FEED, _SOURCE, _ENTRY
         found = session.execute(
             select(sources.c.id, sources.c.url, posts.c.id, posts.c.pruned)
             .select_from(feeds.join(sources, sources.c.id == feeds.c.source_id)
@@ -1481,30 +1486,42 @@ def _due_comment_feeds(
     session: Session, source_ids: Sequence[int], horizon: datetime,
 ) -> dict[int, list[CommentFeedState]]:
     """The comment feeds of these sources worth fetching now (see comment_feeds_due)."""
-    rows = session.exec(select(CommentFeedRow).where(
-        col(CommentFeedRow.source_id).in_(source_ids),
-        or_(col(CommentFeedRow.post_entry_id).is_(None),
-            col(CommentFeedRow.post_first_seen) >= horizon),
-    ).order_by(col(CommentFeedRow.id))).all()
-    posts = {r.post_entry_id for r in rows if r.post_entry_id}
-    pruned = set(session.exec(select(EntryRow.id).where(
-        col(EntryRow.id).in_(posts), EntryRow.pruned == True,  # noqa: E712
-    ))) if posts else set()
+    feeds, posts = _COMMENT_FEED, _ENTRY
+    # Core, and the pruned flag by a join: this runs with every claim.
+    rows = session.connection().execute(
+        select(feeds.c.id, feeds.c.source_id, feeds.c.url, feeds.c.post_entry_id,
+               feeds.c.etag, feeds.c.last_modified, feeds.c.body_hash,
+               feeds.c.declared_count, feeds.c.fetched_for_count, feeds.c.last_fetch_at,
+               posts.c.pruned)
+        .select_from(feeds.outerjoin(posts, posts.c.id == feeds.c.post_entry_id))
+        .where(feeds.c.source_id.in_(source_ids),
+               or_(feeds.c.post_entry_id.is_(None), feeds.c.post_first_seen >= horizon))
+        .order_by(feeds.c.id))
     due: dict[int, list[CommentFeedState]] = {}
     for row in rows:
-        if row.post_entry_id in pruned:
+        if row.pruned:
             continue
         if (row.post_entry_id is not None and row.last_fetch_at is not None
                 and row.declared_count is not None
                 and row.declared_count == row.fetched_for_count):
             continue
         due.setdefault(row.source_id, []).append(CommentFeedState(
-            id=row.id or 0, source_id=row.source_id, url=row.url,
+            id=row.id, source_id=row.source_id, url=row.url,
             post_entry_id=row.post_entry_id, etag=row.etag,
             last_modified=row.last_modified, body_hash=row.body_hash,
             declared_count=row.declared_count,
         ))
     return due
+
+
+#: The tables as Core sees them, for statements on hot paths.
+_SOURCE = SourceRow.__table__  # type: ignore[attr-defined]
+_COMMENT_FEED = CommentFeedRow.__table__  # type: ignore[attr-defined]
+_ENTRY = EntryRow.__table__  # type: ignore[attr-defined]
+#: What claim_due reads of a source: SourceState's fields and the lease.
+_CLAIM_COLUMNS = tuple(_SOURCE.c[name] for name in (
+    "id", "name", "url", "moved_to", "etag", "last_modified", "body_hash", "error_count",
+    "lease_owner", "lease_until"))
 
 
 class _SourceRef(NamedTuple):
@@ -1521,7 +1538,8 @@ class _PostRef(NamedTuple):
     pruned: bool
 
 
-def _source_state(row: SourceRow) -> SourceState:
+def _source_state(row: Any) -> SourceState:
+    """The fetcher's view of a source: a SourceRow, or a Core row of _CLAIM_COLUMNS."""
     return SourceState(
         id=row.id or 0, name=row.name, fetch_url=row.moved_to or row.url,
         configured_url=row.url, etag=row.etag, last_modified=row.last_modified,
@@ -1592,6 +1610,8 @@ def _record_unchanged(session: Session, unchanged: Sequence[Unchanged]) -> None:
     session.flush()
 
 
+# Every claim counts the live leases by host: the same URLs, parsed again and again.
+@functools.lru_cache(maxsize=1 << 14)
 def host_slot(url: str) -> str:
     """What ``[fetch] per_host`` counts: host and port, as the fetcher's own limit does."""
     try:
