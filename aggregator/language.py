@@ -24,7 +24,10 @@ or a row of share buttons (in English on many a Dutch blog) is left out.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import lzma
+import mmap
 import os
 import re
 import shutil
@@ -35,7 +38,6 @@ from pathlib import Path
 import numpy as np
 from py3langid import langid as langid_module
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
-from py3langid.modelio import load_model
 
 __all__ = ["DETECTABLE_LANGUAGES", "detect_language", "normalize_language"]
 
@@ -120,28 +122,70 @@ def _cache_dir() -> Path | None:
 
 
 def _write_cache(directory: Path) -> None:
-    """Unpack the model, restricted to DETECTABLE_LANGUAGES, into ``directory``."""
-    ptc, pc, classes, nextmove, row, output = load_model(Path(langid_module.MODEL_DIR) / MODEL_FILE)
-    keep = [i for i, label in enumerate(classes) if label in DETECTABLE_LANGUAGES]
-    arrays = {
-        "ptc": np.ascontiguousarray(np.asarray(ptc)[:, keep]),
-        "pc": np.asarray(pc)[keep],
-        "nextmove": np.frombuffer(nextmove, dtype=np.uint32),
-        "nextmove_row": np.frombuffer(row, dtype=np.uint16),
-        "out_feat": np.asarray(output, dtype=np.int32),
-    }
+    """Unpack the model, restricted to DETECTABLE_LANGUAGES, into ``directory``.
+
+    One array at a time, from a temporary file: py3langid's own loader holds
+    the whole model, plus a list of ints per DFA state, at once (about
+    100 MB more at its peak, in a parser worker that keeps running).
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
     # Built aside and renamed into place: workers starting together never
     # read a half-written cache.
-    directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
     try:
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", array, allow_pickle=False)
+        with tempfile.TemporaryFile(suffix=".npz", dir=staging) as unpacked:
+            with lzma.open(Path(langid_module.MODEL_DIR) / MODEL_FILE) as packed:
+                shutil.copyfileobj(packed, unpacked, length=1 << 20)
+            unpacked.seek(0)
+            with np.load(unpacked, allow_pickle=False) as model:
+                if not {"ptc", "pc", "classes", *_ARRAYS[2:]} <= set(model.files):
+                    raise ValueError("the language model has a layout we do not know")
+                classes = model["classes"].tolist()
+                keep = [i for i, label in enumerate(classes) if label in DETECTABLE_LANGUAGES]
+                np.save(staging / "ptc.npy", np.ascontiguousarray(model["ptc"][:, keep]),
+                        allow_pickle=False)
+                np.save(staging / "pc.npy", model["pc"][keep], allow_pickle=False)
+                np.save(staging / "nextmove.npy",
+                        model["nextmove"].astype(np.uint32, copy=False), allow_pickle=False)
+                np.save(staging / "nextmove_row.npy", model["nextmove_row"], allow_pickle=False)
+                np.save(staging / "out_feat.npy", model["out_feat"].astype(np.int32, copy=False),
+                        allow_pickle=False)
         (staging / "classes.txt").write_text("\n".join(classes[i] for i in keep))
+        for name in _ARRAYS:
+            _uncache(staging / f"{name}.npy")
         with contextlib.suppress(OSError):  # another process got there first: as good
             staging.rename(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _uncache(path: Path) -> None:
+    """Write *path* out and drop it from the page cache.
+
+    Workers map the model and fault in the pages they use; the kernel also
+    maps any neighbouring pages already cached, and a file just written is
+    cached whole: the first run's workers would each count some 15 MB more.
+    """
+    with open(path, "rb") as handle:
+        os.fdatasync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _write_cache_once(directory: Path) -> None:
+    """Unpack the model unless another process is doing it; then wait for it.
+
+    Unpacking takes about 40 MB for a second. Parser workers starting
+    together on a new machine would each unpack it at once: one does, under
+    a lock, and the others map its files.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not directory.is_dir():
+                _write_cache(directory)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _load_identifier() -> LanguageIdentifier:
@@ -149,7 +193,7 @@ def _load_identifier() -> LanguageIdentifier:
     if directory is not None:
         try:
             if not directory.is_dir():
-                _write_cache(directory)
+                _write_cache_once(directory)
             return _mapped_identifier(directory)
         except (OSError, ValueError):
             pass  # an unwritable or damaged cache: load the packed model as py3langid does
@@ -161,6 +205,12 @@ def _load_identifier() -> LanguageIdentifier:
 def _mapped_identifier(directory: Path) -> LanguageIdentifier:
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
               for name in _ARRAYS}
+    for array in arrays.values():
+        # Lookups land all over the tables: reading ahead only fills this
+        # worker's RSS with pages it never uses.
+        mapping = getattr(array, "_mmap", None)
+        if mapping is not None:
+            mapping.madvise(mmap.MADV_RANDOM)
     classes = (directory / "classes.txt").read_text().split("\n")
     if arrays["ptc"].shape[1] != len(classes):
         raise ValueError(f"{directory}: the cached language model is inconsistent")

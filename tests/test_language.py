@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -249,6 +250,37 @@ def test_the_mapped_model_cache_answers_as_py3langid_itself(
         want = reference.classify(text)
         assert first.classify(text) == want
         assert mapped.classify(text) == want
+
+
+def test_processes_starting_together_unpack_the_model_once(tmp_path: Path) -> None:
+    # Parser workers of a first run on a new machine: one unpacks, under a
+    # lock, while the others wait and then map the same files.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from aggregator import language\n"
+        "original = language._write_cache\n"
+        "def counted(directory):\n"
+        "    print('unpacked', flush=True)\n"
+        "    time.sleep(0.3)\n"
+        "    original(directory)\n"
+        "language._write_cache = counted\n"
+        "print(language.detect_language(sys.argv[1]))\n"
+    )
+    text = fixture_paragraphs("de")[0]
+    env = {**os.environ, "AGGREGATOR_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", script, text], env=env,
+                             stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=60)[0].split() for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert all(output[-1] == "de" for output in outputs)
+    assert sum(output.count("unpacked") for output in outputs) == 1
+    # Nothing half-written is left beside the cache.
+    cache = [path.name for path in (tmp_path / "cache").iterdir()
+             if not path.name.startswith(".")]
+    assert len(cache) == 1 and cache[0].startswith("langid-")
 
 
 def test_an_unwritable_or_damaged_cache_falls_back_to_the_packed_model(
