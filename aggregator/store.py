@@ -1755,7 +1755,7 @@ class _DocumentWrites:
                    .scalars())
         keys = []
         for entry_id, (entry, values, topics, appearance) in zip(ids, pending, strict=True):
-            keys.extend({"entry_id": entry_id, "key": key, "kind": kind}
+            keys.extend((entry_id, key, kind)
                         for key, kind in dict(dedupe_index.keys_of(entry)).items())
             self.filed.append((entry_id, values["published"], topics))
             self.appearances.append({**appearance, "entry_id": entry_id})
