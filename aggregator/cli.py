@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,6 +28,10 @@ from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import AggregatorError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import PassReport
+
 
 def _console(stderr: bool = False) -> Console:
     probe = Console(stderr=stderr)
@@ -132,6 +136,51 @@ def serve(state: State) -> None:
     asyncio.run(Daemon(state.config, fetch=False, publish=False).run())
 
 
+#: Most rows the fetch command's table shows; the rest are summed up.
+FETCH_TABLE_ROWS = 50
+
+
+def _print_pass(report: PassReport) -> None:
+    """The fetch command's report: a row per source with news or an error, totals below.
+
+    Sources with an error always get a row. With thousands of sources a row
+    each hides what matters (and rich takes seconds to lay it out), so news
+    beyond FETCH_TABLE_ROWS rows is only counted; `aggregator status` has
+    every source.
+    """
+    errors = sorted((o for o in report.outcomes if o.error), key=lambda o: o.name)
+    news = sorted((o for o in report.outcomes if not o.error and o.result != "unchanged"),
+                  key=lambda o: o.name)
+    shown = errors + news[:max(0, FETCH_TABLE_ROWS - len(errors))]
+    table = Table(title=f"Fetch pass: {len(report.outcomes)} source(s)")
+    for column in ("source", "result", "HTTP", "new posts", "updated", "merged",
+                   "new comments", "comment feeds", "s", "error"):
+        table.add_column(column, overflow="fold")
+    for outcome in sorted(shown, key=lambda o: o.name):
+        r = outcome.report
+        _add_row(table,
+            outcome.name, outcome.result, str(outcome.http_status or "-"), str(r.new_posts),
+            str(r.updated_posts + r.updated_comments), str(r.merged_posts),
+            str(r.new_comments), str(outcome.comment_feeds), f"{outcome.seconds:.2f}",
+            outcome.error or "",
+        )
+    if shown:
+        console.print(table)
+    if len(shown) < len(errors) + len(news):
+        say(f"{len(errors) + len(news) - len(shown)} more source(s) with news are not "
+            "listed; `aggregator status` shows every source.")
+    if news or errors:
+        totals = [o.report for o in report.outcomes]
+        say(f"In all: {sum(r.new_posts for r in totals)} new post(s), "
+            f"{sum(r.new_comments for r in totals)} new comment(s), "
+            f"{sum(r.updated_posts + r.updated_comments for r in totals)} updated, "
+            f"{sum(r.merged_posts for r in totals)} merged as duplicates; "
+            f"{len(errors)} source(s) failed.")
+    quiet = len(report.outcomes) - len(errors) - len(news)
+    if quiet:
+        say(f"{quiet} source(s) unchanged since the last fetch.")
+
+
 @cli.command()
 @click.option("--all", "fetch_all", is_flag=True, help="Fetch every enabled source, due or not.")
 @click.option("--source", "names", multiple=True, metavar="NAME",
@@ -183,26 +232,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             aggregator.close()
 
     report = asyncio.run(go())
-    # Only sources with news or trouble get a row: with thousands of sources
-    # a row each for "not modified" hides what matters (and takes seconds).
-    listed = [o for o in report.outcomes if o.result != "unchanged" or o.error]
-    table = Table(title=f"Fetch pass: {len(report.outcomes)} source(s)")
-    for column in ("source", "result", "HTTP", "new posts", "updated", "merged",
-                   "new comments", "comment feeds", "s", "error"):
-        table.add_column(column, overflow="fold")
-    for outcome in sorted(listed, key=lambda o: o.name):
-        r = outcome.report
-        _add_row(table,
-            outcome.name, outcome.result, str(outcome.http_status or "-"), str(r.new_posts),
-            str(r.updated_posts + r.updated_comments), str(r.merged_posts),
-            str(r.new_comments), str(outcome.comment_feeds), f"{outcome.seconds:.2f}",
-            outcome.error or "",
-        )
-    if listed:
-        console.print(table)
-    quiet = len(report.outcomes) - len(listed)
-    if quiet:
-        say(f"{quiet} source(s) unchanged since the last fetch.")
+    _print_pass(report)
     if not report.outcomes:
         say("No source was due. Use --all to fetch every source now.")
     say(f"Published {len(report.published)} changed file(s) "
