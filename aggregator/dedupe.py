@@ -171,6 +171,11 @@ _SYNDICATION = re.compile(
     r"|the\s+post\s" + _IN_SENTENCE + r"\sappeared\s+first\s+on"
     r")\b"
 )
+#: Every _SYNDICATION match holds one of these: text with none of them has no
+#: such sentence, and is not searched (a scan for each is cheaper than the regex).
+_SYNDICATION_WORDS = ("verscheen", "verschenen", "gepubliceerd", "overgenomen", "gast",
+                      "erschien", "veroffentlicht", "ubernahme", "appeared", "published",
+                      "posted", "guest")
 #: "Read more" links of excerpts: removed with what follows when near the end.
 _READ_MORE = re.compile(
     r"\b(?:lees\s+verder|lees\s+meer|verder\s+lezen|read\s+more|continue\s+reading"
@@ -184,7 +189,8 @@ _BOILERPLATE_SPAN = 300
 def _cut_sentences(text: str) -> str:
     pieces: list[str] = []
     position = 0
-    for match in _SYNDICATION.finditer(text):
+    may_hold = any(word in text for word in _SYNDICATION_WORDS)
+    for match in _SYNDICATION.finditer(text) if may_hold else ():
         if match.start() < position:
             continue
         end = _SENTENCE_END.search(text, match.end(), match.end() + _BOILERPLATE_SPAN)
@@ -266,7 +272,7 @@ def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
     mix = _constants()[2]
     if not words:
         return np.zeros(0, dtype=np.uint64)
-    hashes = np.fromiter((_word_hash(word) for word in words), dtype=np.uint64, count=len(words))
+    hashes = np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
     if len(hashes) < SHINGLE_WORDS:
         # A text shorter than a shingle is one shingle of its own.
         combined = 0

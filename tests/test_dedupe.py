@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.dedupe import (
+    _SYNDICATION,
+    _SYNDICATION_WORDS,
     BANDS,
     NEAR_DUPLICATE_JACCARD,
     Copy,
@@ -186,6 +188,16 @@ def test_article_text_drops_syndication_footers(footer: str):
     title, paragraphs = seed_post("000")
     assert article_text(entry(title, [*paragraphs, footer])) == article_text(
         entry(title, paragraphs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(_SYNDICATION))
+def test_every_syndication_sentence_holds_one_of_the_words_that_gate_its_search(text: str):
+    # Text without any of _SYNDICATION_WORDS skips the search: that must
+    # never skip a sentence the pattern would have found.
+    match = _SYNDICATION.search(text)
+    assert match is not None
+    assert any(word in match.group(0) for word in _SYNDICATION_WORDS)
 
 
 def test_article_text_is_folded_body_words_without_the_title():
