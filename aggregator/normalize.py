@@ -139,7 +139,9 @@ def normalize_entry(
     base = link or feed_url
 
     content_html = sanitize_html(entry.content_html or entry.summary_html, base)
-    summary_html = sanitize_html(entry.summary_html, base)
+    # A feed with only a description (many RSS feeds): both are that, sanitized once.
+    summary_html = (sanitize_html(entry.summary_html, base) if entry.content_html
+                    else content_html)
     body_text = sanitized_html_to_text(content_html)
 
     title = clean_text(entry.title)

@@ -181,7 +181,7 @@ def test_content_is_sanitized_and_relative_urls_resolved() -> None:
 
 
 def test_summary_stands_in_for_missing_content() -> None:
-    summary = "<p>Alleen een samenvatting</p>"
+    summary = '<p onclick="x()">Alleen een samenvatting</p><script>x()</script>'
     normalized = normalize(make_entry(content_html="", summary_html=summary))
     assert normalized.content_html == "<p>Alleen een samenvatting</p>"
     assert normalized.summary_html == "<p>Alleen een samenvatting</p>"
