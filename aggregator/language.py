@@ -127,8 +127,8 @@ def _write_cache(directory: Path) -> None:
     One array at a time, from a temporary file: py3langid's own loader holds
     the whole model, plus a list of ints per DFA state, at once (about
     100 MB more at its peak, in a parser worker that keeps running).
+    ``directory``'s parent must exist (see _write_cache_once).
     """
-    directory.parent.mkdir(parents=True, exist_ok=True)
     # Built aside and renamed into place: workers starting together never
     # read a half-written cache.
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
