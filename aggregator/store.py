@@ -733,8 +733,7 @@ class Store:
         if follow_comments and site_comments_url:
             writes.comment_feeds.setdefault(site_comments_url, (None, None))
         if writes.appearances:
-            session.execute(insert(AppearanceRow.__table__),  # type: ignore[arg-type]
-                            writes.appearances)
+            session.execute(insert(_APPEARANCE), writes.appearances)
         topic_index.replace_topics(session, writes.filed, new=True)
         self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
@@ -867,7 +866,7 @@ class Store:
                 row.declared_count = declared_count
                 session.add(row)
         if new:
-            session.execute(insert(CommentFeedRow.__table__), new)  # type: ignore[arg-type]
+            session.execute(insert(_COMMENT_FEED), new)
 
     def comment_feeds_due(
         self, source_id: int, *, now: datetime, comments_days: int,
@@ -1004,7 +1003,7 @@ class Store:
                 if values["in_reply_to_ref"]:
                     replies.append((comment_id, values["post_id"], values["in_reply_to_ref"]))
         if appearances:
-            session.execute(insert(AppearanceRow.__table__), appearances)  # type: ignore[arg-type]
+            session.execute(insert(_APPEARANCE), appearances)
         self._resolve_parents(session, source.id, replies)  # type: ignore[arg-type]
         # The feed now reflects the count the post declared when we asked.
         session.execute(update(feeds).where(feeds.c.id == feed_state.id).values(
@@ -1066,7 +1065,7 @@ class Store:
         if updates:
             # On the table, not the mapped class: an executemany UPDATE by a
             # bound id, not the ORM's bulk update by primary key.
-            table = EntryRow.__table__
+            table = _ENTRY
             session.execute(
                 update(table).where(table.c.id == bindparam("comment_id"))  # type: ignore[attr-defined]
                 .values(parent_id=bindparam("parent")), updates)
@@ -1518,6 +1517,7 @@ def _due_comment_feeds(
 _SOURCE = SourceRow.__table__  # type: ignore[attr-defined]
 _COMMENT_FEED = CommentFeedRow.__table__  # type: ignore[attr-defined]
 _ENTRY = EntryRow.__table__  # type: ignore[attr-defined]
+_APPEARANCE = AppearanceRow.__table__  # type: ignore[attr-defined]
 #: What claim_due reads of a source: SourceState's fields and the lease.
 _CLAIM_COLUMNS = tuple(_SOURCE.c[name] for name in (
     "id", "name", "url", "moved_to", "etag", "last_modified", "body_hash", "error_count",
@@ -1581,7 +1581,7 @@ def _record_unchanged(session: Session, unchanged: Sequence[Unchanged]) -> None:
             values["b_etag"] = fetch.validators.etag
             values["b_last_modified"] = fetch.validators.last_modified
         plain[new_validators].append(values)
-    table = SourceRow.__table__
+    table = _SOURCE
     for new_validators, params in plain.items():
         if not params:
             continue
@@ -1767,8 +1767,7 @@ class _DocumentWrites:
 #: New entries, many rows in one statement, on the table with the values
 #: bound per call (an ORM insert with .values() is compiled again for each
 #: row); the ids come back in the order of the rows given.
-_INSERT_ENTRIES = insert(EntryRow.__table__).returning(  # type: ignore[attr-defined]
-    EntryRow.__table__.c.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+_INSERT_ENTRIES = insert(_ENTRY).returning(_ENTRY.c.id, sort_by_parameter_order=True)
 
 
 def _new_entry_values(
