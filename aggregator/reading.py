@@ -46,7 +46,9 @@ def parse_and_normalize(
 ) -> tuple[ParsedFeed, list[NormalizedEntry]]:
     """Bytes → normalized entries. Pure, so it can run in a worker process.
 
-    With ``filing``, posts also come with their topics.
+    With ``filing``, posts also come with their topics. The feed comes back
+    without its parsed entries: the normalized ones stand for them, and
+    sending both doubled what a worker pickles and the pipeline unpickles.
     """
     feed = parse_feed(body, headers, url)
     entries = []
@@ -65,4 +67,4 @@ def parse_and_normalize(
             entry = replace(entry, dedupe_keys=tuple(article_of(entry).index_keys()),
                             topics=topics)
         entries.append(entry)
-    return feed, entries
+    return replace(feed, entries=()), entries

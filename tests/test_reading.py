@@ -53,6 +53,14 @@ def test_worker_topics_and_dedupe_keys_equal_the_stores_own(path: Path) -> None:
     assert filed_somewhere or path.parent.name == "videopodcast"
 
 
+def test_the_feed_comes_back_without_its_parsed_entries() -> None:
+    # The pipeline uses the feed's own fields only; the parsed entries would
+    # double what a worker sends back (raw and sanitized HTML of every entry).
+    feed, entries = _read(FEEDS[0], None)
+    assert entries and feed.entries == ()
+    assert feed.title and feed.link and feed.format.startswith("rss")
+
+
 def test_without_rules_posts_are_left_for_the_store_to_file() -> None:
     _, entries = _read(FEEDS[0], None)
     assert entries and all(entry.topics is None for entry in entries)
