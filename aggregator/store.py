@@ -748,12 +748,25 @@ class Store:
     def _known_appearances(
         session: Session, source_id: int | None, kind: str, hashes: Sequence[str],
     ) -> dict[str, AppearanceRow]:
-        """This source's appearances among ``hashes``, in one query per 500."""
+        """This source's appearances among ``hashes``, in one query per 500.
+
+        Which of them exist is asked through the driver first: on a cold pass
+        none does, and SQLAlchemy compiling an ORM select with an IN of a
+        whole document's hashes cost more than the query. Rows are loaded
+        only for the hashes found.
+        """
+        connection = session.connection()
+        slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        found: list[int] = []
+        for chunk in _chunks(sorted(set(hashes)), 500):
+            found.extend(row_id for (row_id,) in connection.exec_driver_sql(
+                f"SELECT id FROM appearance WHERE source_id = {slot} AND kind = {slot} "
+                f"AND key_hash IN ({', '.join([slot] * len(chunk))})",
+                (source_id, kind, *chunk)))
         known: dict[str, AppearanceRow] = {}
-        for chunk in _chunks(list(hashes), 500):
+        for chunk in _chunks(found, 500):
             for appearance in session.exec(select(AppearanceRow).where(
-                    AppearanceRow.source_id == source_id, AppearanceRow.kind == kind,
-                    col(AppearanceRow.key_hash).in_(chunk))):
+                    col(AppearanceRow.id).in_(chunk))):
                 known[appearance.key_hash] = appearance
         return known
 
