@@ -44,7 +44,7 @@ from aggregator.dedupe import (
     same_article,
 )
 from aggregator.errors import AggregatorError
-from aggregator.tables import AppearanceRow, CommentFeedRow, EntryRow, SourceRow
+from aggregator.tables import AppearanceRow, CommentFeedRow, EntryRow, SourceRow, driver_slot
 from aggregator.urls import canonical_url as canonical_url_of
 
 __all__ = [
@@ -170,7 +170,7 @@ def marks_present(session: Session, marks: Iterable[str]) -> set[str]:
     connection = session.connection()
     # Plain SQL through the driver: SQLAlchemy compiling an IN of hundreds of
     # values each time costs four times the query. Names are constants.
-    slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    slot = driver_slot(connection)
     for kind, values in by_kind.items():
         table, column = _MARK_COLUMNS[kind]
         ordered = sorted(set(values))
@@ -286,7 +286,7 @@ def insert_keys(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
     # Through the driver: a cold pass files some 22 keys per post, and
     # SQLAlchemy's per-row parameter handling cost more than the inserts.
     connection = session.connection()
-    slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    slot = driver_slot(connection)
     connection.exec_driver_sql(
         f'INSERT INTO dedupe_key (entry_id, "key", kind) VALUES ({slot}, {slot}, {slot})',
         list(rows))

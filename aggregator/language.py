@@ -215,9 +215,9 @@ def _mapped_identifier(directory: Path) -> LanguageIdentifier:
     if arrays["ptc"].shape[1] != len(classes):
         raise ValueError(f"{directory}: the cached language model is inconsistent")
     # memoryviews index like the array.array py3langid builds (a plain int
-    # per lookup, fast in its byte loop) while the pages stay shared.
-    # The tables go in as plain ndarray views of the maps: a np.memmap's
-    # rows are taken through its Python-level __getitem__, once per text.
+    # per lookup, fast in its byte loop) while the pages stay shared; the
+    # tables go in as plain ndarray views, since a np.memmap takes its rows
+    # through a Python-level __getitem__, once per text.
     return LanguageIdentifier(
         np.asarray(arrays["ptc"]), np.asarray(arrays["pc"]), classes,
         memoryview(arrays["nextmove"]), memoryview(arrays["out_feat"]),

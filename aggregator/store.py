@@ -51,6 +51,7 @@ from aggregator.tables import (
     EntryRow,
     MetaRow,
     SourceRow,
+    driver_slot,
 )
 from aggregator.topic_index import EntryTopicRow
 from aggregator.types import (
@@ -756,7 +757,7 @@ class Store:
         only for the hashes found.
         """
         connection = session.connection()
-        slot = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        slot = driver_slot(connection)
         found: list[int] = []
         for chunk in _chunks(sorted(set(hashes)), 500):
             found.extend(row_id for (row_id,) in connection.exec_driver_sql(

@@ -14,6 +14,7 @@ the same source can never create two rows for one entry:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -164,3 +165,9 @@ class MetaRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=100)
     value: str = Field(sa_type=Text)
+
+
+def driver_slot(connection: Any) -> str:
+    """The parameter placeholder of *connection*'s driver ("?" for sqlite3,
+    "%s" for psycopg), for the hot statements written as plain SQL."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
