@@ -578,16 +578,18 @@ class Aggregator:
     def _render_all(self) -> list[Path]:
         from aggregator.publish import RenderMemo, publish_all
 
+        feeds_dir = self.config.aggregator.feeds_dir
         if self._render_memo is None:
-            self._render_memo = RenderMemo()
+            self._render_memo = RenderMemo.load(feeds_dir)
         posts, comments, languages = self.store.published_entries(
             topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
         )
         site = self.site_info(languages)
         changed = publish_all(
-            self.config.aggregator.feeds_dir, site, posts, comments,
+            feeds_dir, site, posts, comments,
             max_entries=MAX_FEED_ENTRIES, memo=self._render_memo,
         )
+        self._render_memo.save(feeds_dir)
         if changed:
             log.info("published %d changed file(s) to %s", len(changed),
                      self.config.aggregator.feeds_dir)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -473,7 +474,16 @@ class RenderMemo:
     Per file: a digest of the inputs its bytes are a pure function of, and the
     file's (mtime, size, inode) right after publishing. A file somebody else
     changed or removed no longer matches, so it is rendered and written again.
+
+    It is kept in the feeds directory too (:meth:`load`, :meth:`save`), so that
+    a new process (``aggregator publish`` from cron, a restarted daemon) renders
+    only what changed as well: at 1,000,000 stored entries rendering every
+    output was about a third of such a command's time.
     """
+
+    #: The file in the feeds directory that holds the memo between processes.
+    FILE_NAME = ".render-memo"
+    _FORMAT = 1
 
     #: SiteInfo.updated is not in any output; it must not make every file look new.
     _NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
@@ -494,6 +504,35 @@ class RenderMemo:
 
     def wrote(self, target: Path, key: bytes) -> None:
         self._files[target] = (key, _identity(target))
+
+    @classmethod
+    def load(cls, feeds_dir: Path) -> RenderMemo:
+        """The memo a publish into *feeds_dir* left, or an empty one.
+
+        Anything unreadable counts as empty: the memo only ever saves work.
+        """
+        memo = cls()
+        try:
+            saved = json.loads((feeds_dir / cls.FILE_NAME).read_bytes())
+            if saved.get("format") != cls._FORMAT:
+                return memo
+            root = feeds_dir.resolve()
+            for relative, (key, mtime, size, inode) in saved["files"].items():
+                memo._files[_inside(root, relative)] = (
+                    bytes.fromhex(key), (int(mtime), int(size), int(inode)))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, PublishError):
+            memo._files.clear()
+        return memo
+
+    def save(self, feeds_dir: Path) -> None:
+        """Keep the memo in *feeds_dir* for the next process that publishes there."""
+        root = feeds_dir.resolve()
+        files = {}
+        for target, (key, identity) in sorted(self._files.items()):
+            if identity is not None and target.is_relative_to(root):
+                files[target.relative_to(root).as_posix()] = [key.hex(), *identity]
+        data = json.dumps({"format": self._FORMAT, "files": files}, separators=(",", ":"))
+        write_if_changed(feeds_dir / self.FILE_NAME, data.encode("ascii"))
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

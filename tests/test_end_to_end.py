@@ -337,3 +337,51 @@ def test_the_fetching_process_leaves_reading_to_its_workers(
     assert "LOADED []" in result.stdout
     published = feedparser.parse((tmp_path / "feeds" / "all.atom").read_bytes())
     assert len(published.entries) == len(EXPECTED["posts"]) - 1
+
+
+def _renders_of_a_publish(config: Path, database_url: str) -> int:
+    """How many outputs a new `aggregator publish` process renders, after news
+    (a new content generation) that changes none of them."""
+    program = (
+        "import sys\n"
+        "from aggregator import publish\n"
+        "from aggregator.store import Store\n"
+        f"Store({database_url!r}).bump_content_generation()\n"
+        "calls = []\n"
+        "def counted(render):\n"
+        "    def wrapper(*args, **kwargs):\n"
+        "        calls.append(render.__name__)\n"
+        "        return render(*args, **kwargs)\n"
+        "    return wrapper\n"
+        "for name in ('render_atom', 'render_rss', 'render_json', 'render_opml', 'render_index'):\n"
+        "    setattr(publish, name, counted(getattr(publish, name)))\n"
+        "from aggregator.cli import main\n"
+        f"sys.argv = ['aggregator', '--config', {str(config)!r}, 'publish']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('RENDERED', len(calls))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env={**os.environ, "AGGREGATOR_DATABASE_URL": database_url},
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stdout.split("RENDERED ")[1].split()[0])
+
+
+def test_a_new_publishing_process_renders_only_what_changed(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog)
+    assert run_cli(config, "fetch", database_url=database_url).returncode == 0
+    feeds = tmp_path / "feeds"
+    outputs = sorted(p for p in feeds.rglob("*") if p.is_file() and not p.name.startswith("."))
+    before = {p: p.read_bytes() for p in outputs}
+    # The memo the fetch's publish left: nothing needs rendering again.
+    assert (feeds / ".render-memo").is_file()
+    assert _renders_of_a_publish(config, database_url) == 0
+    # A file someone removed is rendered again, and only that one.
+    (feeds / "topics" / "social-media.rss").unlink()
+    assert _renders_of_a_publish(config, database_url) == 1
+    # Without the memo, every output is rendered (and comes out the same).
+    (feeds / ".render-memo").unlink()
+    assert _renders_of_a_publish(config, database_url) == len(outputs)
+    assert {p: p.read_bytes() for p in outputs} == before
