@@ -100,6 +100,24 @@ def run_cli(config: Path, *args: str, database_url: str) -> subprocess.Completed
     )
 
 
+def run_cli_in_python(config: Path, args: list[str], *, database_url: str,
+                      before: str = "", after: str = "") -> str:
+    """Run the CLI inside ``python -c`` between two pieces of code (to patch, then
+    to look at the process); returns what it printed."""
+    program = (
+        f"import sys\n{before}"
+        "from aggregator.cli import main\n"
+        f"sys.argv = ['aggregator', '--config', {str(config)!r}, *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        f"{after}"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env={**os.environ, "AGGREGATOR_DATABASE_URL": database_url},
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 @pytest.fixture
 def blog() -> Iterator[BlogServer]:
     with BlogServer() as server:
@@ -322,19 +340,11 @@ def test_the_fetching_process_leaves_reading_to_its_workers(
     # their libraries are tens of megabytes the fetching process must not carry.
     # (numpy may come in: the store compares a post with its possible copies.)
     config = write_config(tmp_path, blog)
-    program = (
-        "import sys\n"
-        "from aggregator.cli import main\n"
-        f"sys.argv = ['aggregator', '--config', {str(config)!r}, 'fetch', '--all']\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-        "print('LOADED', sorted(m for m in ('py3langid', 'feedparser', 'nh3', 'lxml.html')"
-        " if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                            env={**os.environ, "AGGREGATOR_DATABASE_URL": database_url},
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "LOADED []" in result.stdout
+    output = run_cli_in_python(
+        config, ["fetch", "--all"], database_url=database_url,
+        after="print('LOADED', sorted(m for m in ('py3langid', 'feedparser', 'nh3', "
+              "'lxml.html') if m in sys.modules))\n")
+    assert "LOADED []" in output
     published = feedparser.parse((tmp_path / "feeds" / "all.atom").read_bytes())
     assert len(published.entries) == len(EXPECTED["posts"]) - 1
 
@@ -342,8 +352,7 @@ def test_the_fetching_process_leaves_reading_to_its_workers(
 def _renders_of_a_publish(config: Path, database_url: str) -> int:
     """How many outputs a new `aggregator publish` process renders, after news
     (a new content generation) that changes none of them."""
-    program = (
-        "import sys\n"
+    output = run_cli_in_python(config, ["publish"], database_url=database_url, before=(
         "from aggregator import publish\n"
         "from aggregator.store import Store\n"
         f"Store({database_url!r}).bump_content_generation()\n"
@@ -355,16 +364,8 @@ def _renders_of_a_publish(config: Path, database_url: str) -> int:
         "    return wrapper\n"
         "for name in ('render_atom', 'render_rss', 'render_json', 'render_opml', 'render_index'):\n"
         "    setattr(publish, name, counted(getattr(publish, name)))\n"
-        "from aggregator.cli import main\n"
-        f"sys.argv = ['aggregator', '--config', {str(config)!r}, 'publish']\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-        "print('RENDERED', len(calls))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                            env={**os.environ, "AGGREGATOR_DATABASE_URL": database_url},
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return int(result.stdout.split("RENDERED ")[1].split()[0])
+    ), after="print('RENDERED', len(calls))\n")
+    return int(output.split("RENDERED ")[1].split()[0])
 
 
 def test_a_new_publishing_process_renders_only_what_changed(
