@@ -591,8 +591,7 @@ class Aggregator:
         )
         self._render_memo.save(feeds_dir)
         if changed:
-            log.info("published %d changed file(s) to %s", len(changed),
-                     self.config.aggregator.feeds_dir)
+            log.info("published %d changed file(s) to %s", len(changed), feeds_dir)
         return changed
 
 
