@@ -369,3 +369,17 @@ def test_a_failing_document_fails_alone_and_the_rest_of_its_batch_is_stored(
     assert len(calls) == 2
     assert store.counts() == {"post": 2}
     assert (claim(store, "a").etag, claim(store, "b").etag) == ('"a"', '"b"')
+
+
+def test_sqlite_connections_get_the_larger_cache_and_in_memory_temp_files(tmp_path) -> None:
+    from aggregator.store import SQLITE_CACHE_KIB
+
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        with store.engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw.execute("PRAGMA cache_size").fetchone() == (-SQLITE_CACHE_KIB,)
+            assert raw.execute("PRAGMA temp_store").fetchone() == (2,)  # MEMORY
+            assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        store.close()
