@@ -1,3 +1,3 @@
-from aggregator.cli import main
+from aggregator.cli import program
 
-main()
+program()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from aggregator import cli
@@ -60,3 +65,47 @@ def test_news_fills_the_rows_the_errors_leave(capsys: pytest.CaptureFixture[str]
     assert len(listed) == cli.FETCH_TABLE_ROWS - 1
     assert "refused" in out
     assert f"{200 - (cli.FETCH_TABLE_ROWS - 1)} more source(s) with news are not listed" in out
+
+
+def _program(prelude: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``aggregator`` as the installed program does, after *prelude*, in a new process."""
+    code = (f"import atexit, sys, threading, time\n{prelude}\n"
+            f"sys.argv = ['aggregator', *{list(args)!r}]\n"
+            "from aggregator.cli import program\nprogram()\n")
+    # Buffered, as a pipe is by default: what is not flushed at the exit is lost.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False, env=env)
+
+
+def test_the_program_runs_exit_handlers_and_flushes_before_its_quick_exit() -> None:
+    # Written without a flush: only the flush at the exit gets it out of the pipe's buffer.
+    done = _program("atexit.register(lambda: sys.stdout.write('handlers ran\\n'))", "--version")
+    assert done.returncode == 0, done.stderr
+    assert "aggregator" in done.stdout and done.stdout.rstrip().endswith("handlers ran")
+
+
+def test_the_program_keeps_a_failing_command_s_exit_status(tmp_path: Path) -> None:
+    done = _program("", "--config", str(tmp_path / "missing.toml"), "status")
+    assert done.returncode == 2
+    assert "config file not found" in done.stderr
+
+
+def test_the_program_waits_for_a_thread_still_at_work() -> None:
+    prelude = ("def late():\n    time.sleep(0.3)\n    sys.stdout.write('thread done\\n')\n"
+               "threading.Thread(target=late).start()")
+    done = _program(prelude, "--version")
+    assert done.returncode == 0, done.stderr
+    assert "thread done" in done.stdout
+
+
+def test_python_dash_m_and_the_console_script_both_run_the_program() -> None:
+    import tomllib
+
+    project = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["aggregator"] == "aggregator.cli:program"
+    assert "program()" in (project / "aggregator" / "__main__.py").read_text()
+    done = subprocess.run([sys.executable, "-m", "aggregator", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "aggregator" in done.stdout
