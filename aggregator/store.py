@@ -538,9 +538,9 @@ class Store:
             if release or unchanged:
                 self.release(release, owner, unchanged=unchanged)
             return claim
-        # Core statements on the few columns needed: a worker claims every
-        # few sources, and loading and flushing ORM rows cost five times the SQL.
-        sources = _SOURCE
+        # Core statements on the few columns needed, built once (see
+        # _claim_query): a worker claims every few sources, and loading and
+        # flushing ORM rows cost five times the SQL.
         with self._write_lock, Session(self.engine) as session:
             connection = session.connection()
             if not self.is_sqlite:
@@ -550,9 +550,7 @@ class Store:
             # Live leases per host, those of dead holders aside.
             busy: dict[str, int] = {}
             dead: dict[str, bool] = {}
-            for url, moved_to, holder in connection.execute(
-                    select(sources.c.url, sources.c.moved_to, sources.c.lease_owner)
-                    .where(sources.c.lease_until >= now_n)):
+            for url, moved_to, holder in connection.execute(_LIVE_LEASES, {"now": now_n}):
                 if holder and holder != owner and stale_owner is not None:
                     if holder not in dead:
                         dead[holder] = stale_owner(holder)
@@ -560,22 +558,13 @@ class Store:
                         continue
                 slot = host_slot(moved_to or url)
                 busy[slot] = busy.get(slot, 0) + 1
-            free = [sources.c.lease_until.is_(None), sources.c.lease_until < now_n,
-                    sources.c.lease_owner == owner]
-            if any(dead.values()):
-                free.append(sources.c.lease_owner.in_(
-                    [holder for holder, is_dead in dead.items() if is_dead]))
-            query = select(*_CLAIM_COLUMNS).where(
-                sources.c.name.in_(wanted), sources.c.gone == False,  # noqa: E712
-                or_(*free))
-            if not force:
-                query = query.where(or_(
-                    sources.c.next_check_at.is_(None), sources.c.next_check_at <= now_n,
-                ))
-            query = query.order_by(sources.c.next_check_at, sources.c.id)
-            if not self.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            for row in connection.execute(query):
+            dead_holders = [holder for holder, is_dead in dead.items() if is_dead]
+            query = _claim_query(force=force, with_dead=bool(dead_holders),
+                                 for_update=not self.is_sqlite)
+            parameters: dict[str, Any] = {"names": wanted, "now": now_n, "owner": owner}
+            if dead_holders:
+                parameters["dead"] = dead_holders
+            for row in connection.execute(query, parameters):
                 slot = host_slot(row.moved_to or row.url)
                 # Our own live lease is already counted in busy.
                 renewing = (row.lease_owner == owner and row.lease_until is not None
@@ -591,9 +580,8 @@ class Store:
                     busy[slot] = busy.get(slot, 0) + 1
                 claim.append(_source_state(row))
             if claim:
-                connection.execute(
-                    update(sources).where(sources.c.id.in_([state.id for state in claim]))
-                    .values(lease_owner=owner, lease_until=as_utc(now + lease)))
+                connection.execute(_TAKE_LEASES, {"ids": [state.id for state in claim],
+                                                  "owner": owner, "until": as_utc(now + lease)})
             if comments_days is not None and claim:
                 due = _due_comment_feeds(session, [state.id for state in claim],
                                          as_utc(now - timedelta(days=comments_days)))
@@ -624,9 +612,7 @@ class Store:
         _record_unchanged(session, unchanged)
         ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
         if ids:  # Core: the ORM's bulk update path costs more than the statement
-            session.connection().execute(update(_SOURCE).where(
-                _SOURCE.c.id.in_(ids), _SOURCE.c.lease_owner == owner,
-            ).values(lease_until=None, lease_owner=None))
+            session.connection().execute(_RELEASE, {"ids": ids, "owner": owner})
 
     def renew(self, source_ids: Iterable[int], owner: str, *, until: datetime) -> None:
         """Extend ``owner``'s leases on these sources: it is still working on them."""
@@ -1511,17 +1497,9 @@ def _due_comment_feeds(
     session: Session, source_ids: Sequence[int], horizon: datetime,
 ) -> dict[int, list[CommentFeedState]]:
     """The comment feeds of these sources worth fetching now (see comment_feeds_due)."""
-    feeds, posts = _COMMENT_FEED, _ENTRY
     # Core, and the pruned flag by a join: this runs with every claim.
     rows = session.connection().execute(
-        select(feeds.c.id, feeds.c.source_id, feeds.c.url, feeds.c.post_entry_id,
-               feeds.c.etag, feeds.c.last_modified, feeds.c.body_hash,
-               feeds.c.declared_count, feeds.c.fetched_for_count, feeds.c.last_fetch_at,
-               posts.c.pruned)
-        .select_from(feeds.outerjoin(posts, posts.c.id == feeds.c.post_entry_id))
-        .where(feeds.c.source_id.in_(source_ids),
-               or_(feeds.c.post_entry_id.is_(None), feeds.c.post_first_seen >= horizon))
-        .order_by(feeds.c.id))
+        _DUE_COMMENT_FEEDS, {"ids": list(source_ids), "horizon": horizon})
     due: dict[int, list[CommentFeedState]] = {}
     for row in rows:
         if row.pruned:
@@ -1548,6 +1526,68 @@ _APPEARANCE = AppearanceRow.__table__  # type: ignore[attr-defined]
 _CLAIM_COLUMNS = tuple(_SOURCE.c[name] for name in (
     "id", "name", "url", "moved_to", "etag", "last_modified", "body_hash", "error_count",
     "lease_owner", "lease_until"))
+
+# The statements of a claim, built once with their parameters as bind
+# parameters: a warm pass claims about a hundred times, and building each
+# statement (and its cache key) anew cost more CPU than SQLite took to run it.
+_LIVE_LEASES = select(_SOURCE.c.url, _SOURCE.c.moved_to, _SOURCE.c.lease_owner).where(
+    _SOURCE.c.lease_until >= bindparam("now"))
+_TAKE_LEASES = update(_SOURCE).where(_SOURCE.c.id.in_(bindparam("ids", expanding=True))).values(
+    lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+_RELEASE = update(_SOURCE).where(
+    _SOURCE.c.id.in_(bindparam("ids", expanding=True)),
+    _SOURCE.c.lease_owner == bindparam("owner"),
+).values(lease_until=None, lease_owner=None)
+_DUE_COMMENT_FEEDS = (
+    select(_COMMENT_FEED.c.id, _COMMENT_FEED.c.source_id, _COMMENT_FEED.c.url,
+           _COMMENT_FEED.c.post_entry_id, _COMMENT_FEED.c.etag, _COMMENT_FEED.c.last_modified,
+           _COMMENT_FEED.c.body_hash, _COMMENT_FEED.c.declared_count,
+           _COMMENT_FEED.c.fetched_for_count, _COMMENT_FEED.c.last_fetch_at, _ENTRY.c.pruned)
+    .select_from(_COMMENT_FEED.outerjoin(_ENTRY, _ENTRY.c.id == _COMMENT_FEED.c.post_entry_id))
+    .where(_COMMENT_FEED.c.source_id.in_(bindparam("ids", expanding=True)),
+           or_(_COMMENT_FEED.c.post_entry_id.is_(None),
+               _COMMENT_FEED.c.post_first_seen >= bindparam("horizon")))
+    .order_by(_COMMENT_FEED.c.id))
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_query(*, force: bool, with_dead: bool, for_update: bool) -> Any:
+    """The sources ``names`` that are free to lease (and due, unless ``force``).
+
+    Free: no lease, an expired one, our own, or (``with_dead``) one of the
+    holders in ``dead``. Bind parameters: names, now, owner and dead.
+    """
+    sources = _SOURCE
+    free = [sources.c.lease_until.is_(None), sources.c.lease_until < bindparam("now"),
+            sources.c.lease_owner == bindparam("owner")]
+    if with_dead:
+        free.append(sources.c.lease_owner.in_(bindparam("dead", expanding=True)))
+    query = select(*_CLAIM_COLUMNS).where(
+        sources.c.name.in_(bindparam("names", expanding=True)),
+        sources.c.gone == False,  # noqa: E712
+        or_(*free))
+    if not force:
+        query = query.where(or_(sources.c.next_check_at.is_(None),
+                                sources.c.next_check_at <= bindparam("now")))
+    query = query.order_by(sources.c.next_check_at, sources.c.id)
+    if for_update:
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+@functools.lru_cache(maxsize=2)
+def _unchanged_update(new_validators: bool) -> Any:
+    """The UPDATE of _record_unchanged, for rows with new validators or without."""
+    values: dict[str, Any] = {
+        "last_fetch_at": bindparam("b_now"), "last_success_at": bindparam("b_now"),
+        "last_status": bindparam("b_status"), "last_error": None, "error_count": 0,
+        "failing_since": None, "gone": False, "redirect_candidate": None,
+        "redirect_count": 0, "next_check_at": bindparam("b_next"),
+    }
+    if new_validators:
+        values["etag"] = bindparam("b_etag")
+        values["last_modified"] = bindparam("b_last_modified")
+    return update(_SOURCE).where(_SOURCE.c.id == bindparam("b_id")).values(**values)
 
 
 class _SourceRef(NamedTuple):
@@ -1607,21 +1647,9 @@ def _record_unchanged(session: Session, unchanged: Sequence[Unchanged]) -> None:
             values["b_etag"] = fetch.validators.etag
             values["b_last_modified"] = fetch.validators.last_modified
         plain[new_validators].append(values)
-    table = _SOURCE
     for new_validators, params in plain.items():
-        if not params:
-            continue
-        values = {
-            "last_fetch_at": bindparam("b_now"), "last_success_at": bindparam("b_now"),
-            "last_status": bindparam("b_status"), "last_error": None, "error_count": 0,
-            "failing_since": None, "gone": False, "redirect_candidate": None,
-            "redirect_count": 0, "next_check_at": bindparam("b_next"),
-        }
-        if new_validators:
-            values["etag"] = bindparam("b_etag")
-            values["last_modified"] = bindparam("b_last_modified")
-        session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(**values), params)
+        if params:
+            session.execute(_unchanged_update(new_validators), params)
     if not moved:
         return
     rows = {row.id: row for row in session.exec(select(SourceRow).where(
