@@ -599,11 +599,11 @@ class Store:
         batch of sources on a warm pass, and no moment where another worker
         sees a source free but not yet rescheduled.
         """
-        if not unchanged:
-            self._set_leases(source_ids, owner, None)
+        ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
+        if not ids and not unchanged:
             return
         with self._write_lock, Session(self.engine) as session:
-            self._release_in(session, source_ids, owner, unchanged)
+            self._release_in(session, ids, owner, unchanged)
             session.commit()
 
     @staticmethod
@@ -616,19 +616,13 @@ class Store:
 
     def renew(self, source_ids: Iterable[int], owner: str, *, until: datetime) -> None:
         """Extend ``owner``'s leases on these sources: it is still working on them."""
-        self._set_leases(source_ids, owner, as_utc(until))
-
-    def _set_leases(self, source_ids: int | Iterable[int], owner: str,
-                    until: datetime | None) -> None:
-        ids = [source_ids] if isinstance(source_ids, int) else sorted(source_ids)
+        ids = sorted(source_ids)
         if not ids:
             return
-        values: dict[str, Any] = {"lease_until": until}
-        if until is None:
-            values["lease_owner"] = None
         with self._write_lock, Session(self.engine) as session:
             session.execute(update(SourceRow).where(
-                col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner).values(**values))
+                col(SourceRow.id).in_(ids), col(SourceRow.lease_owner) == owner,
+            ).values(lease_until=as_utc(until)))
             session.commit()
 
     def record_source_error(
