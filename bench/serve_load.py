@@ -37,7 +37,6 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import run_bench  # noqa: E402  (the corpus, its server and the config writer)
