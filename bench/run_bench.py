@@ -312,20 +312,21 @@ def measure(name: str, command: Sequence[str], *, server: Server | None = None,
 # --------------------------------------------------------------------------- the contenders
 
 
-def ensure_corpus(corpus: Path, feeds: int, posts: int, seed: int) -> dict[str, Any]:
+def ensure_corpus(corpus: Path, feeds: int, posts: int, seed: int,
+                  markup: str = "real") -> dict[str, Any]:
     sys.path.insert(0, str(BENCH))
     import perf_corpus
 
     manifest_file = corpus / "manifest.json"
     wanted = {"feeds": feeds, "posts": posts, "seed": seed, "comment_share": 0.1,
-              "version": perf_corpus.CORPUS_VERSION}
+              "markup": markup, "version": perf_corpus.CORPUS_VERSION}
     if manifest_file.exists():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         if manifest.get("corpus", {}).get("arguments") == wanted:
             return manifest
         shutil.rmtree(corpus)
     print(f"generating the corpus in {corpus} …", flush=True)
-    stats = perf_corpus.generate(corpus, feeds=feeds, posts=posts, seed=seed)
+    stats = perf_corpus.generate(corpus, feeds=feeds, posts=posts, seed=seed, markup=markup)
     print(f"  {stats.feeds} feeds, {stats.posts} posts, {stats.comment_feeds} comment feeds "
           f"({stats.comments} comments), {stats.bytes / 1e6:.0f} MB in {stats.seconds:.1f} s",
           flush=True)
@@ -558,6 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--posts", type=int, default=25000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--markup", choices=("real", "light"), default="real",
+                        help="post markup of the corpus: as blogging platforms write it "
+                             "(default) or the plain markup of corpus version 3")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="corpus directory (default: a per-size directory under /tmp)")
     parser.add_argument("--work", type=Path, default=None,
@@ -576,8 +580,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     corpus = args.corpus or Path(tempfile.gettempdir()) / (
-        f"aggregator-perf-corpus-{args.feeds}-{args.posts}-{args.seed}")
-    manifest = ensure_corpus(corpus, args.feeds, args.posts, args.seed)
+        f"aggregator-perf-corpus-{args.feeds}-{args.posts}-{args.seed}"
+        + ("-light" if args.markup == "light" else ""))
+    manifest = ensure_corpus(corpus, args.feeds, args.posts, args.seed, args.markup)
     stats = manifest["corpus"]["stats"]
     work = args.work or Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
     work.mkdir(parents=True, exist_ok=True)
