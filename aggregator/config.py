@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import hashlib
 import os
+import pickle
 import re
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +27,10 @@ from aggregator import __version__
 from aggregator.errors import ConfigError
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+#: Config files of at least this size keep their parsed form in cache_root():
+#: about 500 sources, where parsing starts to cost more than the cache.
+CACHE_CONFIG_BYTES = 48 * 1024
+CACHE_DIR_ENV = "AGGREGATOR_CACHE_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +188,11 @@ def load_config(path: Path) -> Config:
             f"{path}: cannot read the config file ({exc.strerror or exc}). "
             "Check that it exists and that this user may read it."
         ) from None
+    cached = _ParsedConfigCache(path, raw) if len(raw) >= CACHE_CONFIG_BYTES else None
+    if cached is not None:
+        config = cached.load()
+        if config is not None:
+            return config
     try:
         # utf-8-sig: editors on Windows like to start the file with a BOM.
         text = raw.decode("utf-8-sig")
@@ -190,7 +202,84 @@ def load_config(path: Path) -> Config:
             f"{path}: line {line}: the file is not valid UTF-8 (byte {raw[exc.start]:#04x}). "
             "Save it as UTF-8, which TOML requires."
         ) from None
-    return parse_config_text(text, path)
+    config = parse_config_text(text, path)
+    if cached is not None:
+        cached.save(config)
+    return config
+
+
+def cache_root() -> Path:
+    """Where aggregator keeps what it can always make again: $AGGREGATOR_CACHE_DIR,
+    else $XDG_CACHE_HOME/aggregator, else ~/.cache/aggregator."""
+    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aggregator")
+    return Path(root)
+
+
+class _ParsedConfigCache:
+    """A large config file's validated Config, kept between processes.
+
+    Reading and checking a config of 10,000 sources takes about 0.25 s, which
+    every short command (``aggregator publish`` from cron, ``status``) paid
+    again for an unchanged file. The cache holds one pickled Config per
+    config path, under a digest of everything the Config is a function of:
+    the file's bytes and path, the environment parse_config_text reads, and
+    this module's own code. Any other digest, or a file that is unreadable,
+    not this user's or writable by others, is ignored and the file is parsed.
+    """
+
+    _MAGIC = b"aggregator-config-cache 1\n"
+
+    def __init__(self, path: Path, raw: bytes) -> None:
+        digest = hashlib.blake2b(digest_size=32)
+        env_database = os.environ.get(DATABASE_ENV, "").strip()
+        try:
+            module = os.stat(__file__)
+            code = f"{module.st_size}:{module.st_mtime_ns}"
+        except OSError:
+            code = "?"
+        for part in (str(path), __version__, code, env_database,
+                     os.getcwd() if env_database else "", os.path.expanduser("~")):
+            digest.update(part.encode("utf-8", "surrogateescape") + b"\x00")
+        digest.update(raw)
+        self.key = digest.digest()
+        name = hashlib.blake2b(str(path).encode("utf-8", "surrogateescape"),
+                               digest_size=12).hexdigest()
+        self.file = cache_root() / f"config-{name}.pickle"
+
+    def load(self) -> Config | None:
+        try:
+            with open(self.file, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                # A pickle runs code as it loads: only ever one this user wrote.
+                if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+                    return None
+                data = handle.read()
+        except OSError:
+            return None
+        header = self._MAGIC + self.key
+        if not data.startswith(header):
+            return None
+        try:
+            config = pickle.loads(data[len(header):])
+        except Exception:  # a damaged cache only costs a parse
+            return None
+        return config if isinstance(config, Config) else None
+
+    def save(self, config: Config) -> None:
+        data = self._MAGIC + self.key + pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(prefix=".config-", dir=self.file.parent)
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(data)
+                os.replace(temporary, self.file)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError:
+            pass  # no cache, no harm: the next command parses the file again
 
 
 def parse_config_text(text: str, path: Path) -> Config:

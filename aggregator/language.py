@@ -39,6 +39,8 @@ import numpy as np
 from py3langid import langid as langid_module
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from aggregator.config import cache_root
+
 __all__ = ["DETECTABLE_LANGUAGES", "detect_language", "normalize_language"]
 
 #: With this many letters the model is right far more often than any hint.
@@ -116,9 +118,7 @@ def _cache_dir() -> Path | None:
     key = hashlib.sha256(
         f"{model}|{stat.st_size}|{stat.st_mtime_ns}|{sorted(DETECTABLE_LANGUAGES)}".encode()
     ).hexdigest()[:16]
-    root = os.environ.get("AGGREGATOR_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aggregator")
-    return Path(root) / f"langid-{key}"
+    return cache_root() / f"langid-{key}"
 
 
 def _write_cache(directory: Path) -> None:

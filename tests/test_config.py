@@ -527,3 +527,120 @@ def test_feed_url_key_ignores_case_slash_port_and_fragment() -> None:
         feed_url_key("https://blog.example/feed")
     assert feed_url_key("https://blog.example/feed?cat=1") != \
         feed_url_key("https://blog.example/feed?cat=2")
+
+
+# --------------------------------------------------------------------------- parsed-config cache
+
+
+def _big_config(tmp_path: Path, sources: int = 600, title: str = "Big") -> Path:
+    """A config large enough (at least CACHE_CONFIG_BYTES) to be cached."""
+    from aggregator.config import CACHE_CONFIG_BYTES
+
+    lines = [f'[aggregator]\ntitle = "{title}"\n']
+    lines += [f'[[sources]]\nname = "Blog {n}"\nurl = "https://blog{n}.example/feed/"\n'
+              f'language = "nl"\n' for n in range(sources)]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert path.stat().st_size >= CACHE_CONFIG_BYTES
+    return path
+
+
+def cached_name(tmp_path: Path) -> str:
+    (only,) = (tmp_path / "cache").glob("config-*.pickle")
+    return only.name
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import aggregator.config as config_module
+
+    calls: list[int] = []
+    original = config_module.parse_config_text
+
+    def counted(text: str, path: Path) -> Config:
+        calls.append(1)
+        return original(text, path)
+
+    monkeypatch.setattr(config_module, "parse_config_text", counted)
+    return calls
+
+
+def test_a_large_config_is_parsed_once_and_then_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    path = _big_config(tmp_path)
+    parses = _count_parses(monkeypatch)
+    first = load_config(path)
+    second = load_config(path)
+    assert len(parses) == 1
+    assert second == first and len(second.sources) == 600
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cached_name(tmp_path)]
+    # An edit is seen at once: the cache is keyed by the file's bytes.
+    _big_config(tmp_path, title="Edited")
+    assert load_config(path).aggregator.title == "Edited"
+    assert len(parses) == 2
+    # So is the environment that parse_config_text reads.
+    monkeypatch.setenv("AGGREGATOR_DATABASE_URL", "sqlite:////tmp/elsewhere.db")
+    assert load_config(path).aggregator.database == "sqlite:////tmp/elsewhere.db"
+    assert len(parses) == 3
+    # One cache file per config path, however often the file changes.
+    assert len(list((tmp_path / "cache").glob("config-*"))) == 1
+
+
+def test_a_small_config_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "config.toml"
+    path.write_text(with_source(), encoding="utf-8")
+    parses = _count_parses(monkeypatch)
+    load_config(path)
+    load_config(path)
+    assert len(parses) == 2
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_invalid_large_config_is_reported_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    path = _big_config(tmp_path)
+    path.write_text(path.read_text() + '\n[fetch]\nconcurrency = "many"\n', encoding="utf-8")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="concurrency"):
+            load_config(path)
+
+
+def test_a_damaged_or_foreign_cache_file_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(tmp_path / "cache"))
+    path = _big_config(tmp_path)
+    expected = load_config(path)
+    (cached,) = (tmp_path / "cache").glob("config-*")
+    parses = _count_parses(monkeypatch)
+
+    data = cached.read_bytes()
+    cached.write_bytes(data[: len(data) // 2])  # cut short
+    assert load_config(path) == expected
+    assert len(parses) == 1  # parsed again, and the cache mended
+
+    cached.chmod(0o666)  # anyone may have written this pickle: never load it
+    assert load_config(path) == expected
+    assert len(parses) == 2
+
+    cached.chmod(0o600)
+    cached.write_bytes(b"not a cache")
+    assert load_config(path) == expected
+    assert len(parses) == 3
+    assert load_config(path) == expected
+    assert len(parses) == 3
+
+
+def test_an_unwritable_cache_directory_costs_nothing_but_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("AGGREGATOR_CACHE_DIR", str(blocker / "cache"))
+    path = _big_config(tmp_path)
+    assert len(load_config(path).sources) == 600
+    assert len(load_config(path).sources) == 600
