@@ -37,10 +37,19 @@ def _text(value: str | None) -> str:
     return escape(clean_text(value), quote=True)
 
 
+#: An http(s) URL of printable ASCII without quotes, "&", "<", ">", brackets
+#: or a backslash: one that clean_text, strip and urlsplit all leave as it is.
+#: The page lists every source, and at 10,000 sources going through
+#: urlsplit twice for each took a tenth of a second of every publish.
+_PLAIN_WEB_URL = re.compile(r"(?i:https?)://[!#-%'-;=?-Z^-~]*")
+
+
 def _web_url(url: str | None) -> str | None:
     """``url`` if it is http(s) (never javascript: and the like), else None."""
     if not url:
         return None
+    if _PLAIN_WEB_URL.fullmatch(url):
+        return url
     url = clean_text(url).strip()
     try:
         scheme = urlsplit(url).scheme.lower()

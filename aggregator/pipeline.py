@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
-from aggregator.fetch import Fetcher, one_request_at_a_time
 from aggregator.parser_pool import Named, ParserPool
 from aggregator.schedule import next_check_at
 from aggregator.store import (
@@ -56,6 +55,9 @@ from aggregator.types import (
 from aggregator.urls import same_site
 
 if TYPE_CHECKING:
+    # Imported where used: the HTTP client (httpx, httpcore, ssl) is a sixth of
+    # the imports of a command that never fetches, such as `aggregator publish`.
+    from aggregator.fetch import Fetcher
     from aggregator.publish import RenderMemo
     from aggregator.topics import TopicMatcher
 
@@ -146,6 +148,8 @@ class Aggregator:
     @property
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:
+            from aggregator.fetch import Fetcher
+
             self._fetcher = Fetcher(self.config.fetch)
         return self._fetcher
 
@@ -242,6 +246,8 @@ class Aggregator:
         on_total: Callable[[int], None] | None = None,
     ) -> PassReport:
         """Fetch every due (or, with ``force``, every) enabled source once."""
+        from aggregator.fetch import one_request_at_a_time
+
         config = self.config
         now = now_utc()
         await self._in_store_thread(self.store.sync_sources, config.sources, now)

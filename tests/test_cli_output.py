@@ -109,3 +109,16 @@ def test_python_dash_m_and_the_console_script_both_run_the_program() -> None:
     done = subprocess.run([sys.executable, "-m", "aggregator", "--version"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and "aggregator" in done.stdout
+
+
+def test_publishing_does_not_load_the_http_client(tmp_path: Path) -> None:
+    # A cron `aggregator publish` at 10,000 sources must stay under a second;
+    # httpx and httpcore were a tenth of its imports, for nothing.
+    config = tmp_path / "config.toml"
+    config.write_text('[aggregator]\ntitle = "T"\n', encoding="utf-8")
+    prelude = ("atexit.register(lambda: sys.stdout.write("
+               "'loaded: ' + ' '.join(m for m in ('httpx', 'httpcore') "
+               "if m in sys.modules) + '|\\n'))")
+    done = _program(prelude, "--config", str(config), "publish")
+    assert done.returncode == 0, done.stderr
+    assert "loaded: |" in done.stdout

@@ -997,3 +997,30 @@ def test_publish_removes_temporaries_a_killed_publish_left(tmp_path: Path) -> No
     publish(feeds, site, [], [])
     assert not old.exists()
     assert fresh.exists()  # may belong to a publish running right now
+
+
+def _web_url_by_the_long_way(url: str | None) -> str | None:
+    """What the index page's link check did before its fast path (see page._web_url)."""
+    from urllib.parse import urlsplit
+
+    from aggregator.jsonfeed import clean_text as xml_text
+
+    if not url:
+        return None
+    url = xml_text(url).strip()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["http://", "https://", "HTTPS://", "hTtp://", "javascript:",
+                        "data:", "ftp://", "http:/", " http://", ""]),
+       st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list("[]\\&<>\"' \t%")),
+               max_size=40))
+def test_index_page_links_take_the_fast_path_only_where_it_agrees(prefix: str, rest: str) -> None:
+    from aggregator.page import _web_url
+
+    assert _web_url(prefix + rest) == _web_url_by_the_long_way(prefix + rest)
