@@ -80,6 +80,13 @@ _LINK_REL = "nofollow noopener noreferrer"
 #: plus DEL and C1 controls, which only ever come from encoding damage.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
+#: A numeric character reference that may decode to one of _CONTROL_CHARS:
+#: decimal below 100 or 120–159, 55000–57999 (surrogates), 65534/65535; hex
+#: up to FF, D800–DFFF, FFFE/FFFF. Wider than needed, never narrower.
+_FORBIDDEN_REFERENCE = re.compile(
+    r"&#(?:[xX]0*(?:[0-9a-fA-F]{1,2}|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF]{3}[eEfF])"
+    r"(?![0-9a-fA-F])|0*(?:[0-9]{1,2}|1[2-5][0-9]|5[5-7][0-9]{3}|6553[45])(?![0-9]))")
+
 #: Block-level tags, to keep "<p>a</p><p>b</p>" from becoming "ab" in text.
 _BLOCK_TAG = re.compile(
     r"<(?=/?(?:address|article|aside|blockquote|br|caption|dd|div|dl|dt|figcaption|figure"
@@ -154,9 +161,14 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
         # A base that Python's URL parser takes and the Rust one refuses (an
         # invalid IDN such as "xn--"): lose the relative links, not the entry.
         cleaner = _CLEANER_WITHOUT_BASE
-    cleaned = cleaner.clean(strip_control_chars(html))
-    # Character references such as "&#1;" decode to controls inside the parser.
-    return _xml_safe_markup(strip_control_chars(cleaned))
+    html = strip_control_chars(html)
+    cleaned = cleaner.clean(html)
+    # Character references such as "&#1;" decode to controls inside the
+    # parser (no named one does). Looked for first: the search skips along
+    # from "&#" to "&#", the strip reads every character.
+    if _FORBIDDEN_REFERENCE.search(html):
+        cleaned = strip_control_chars(cleaned)
+    return _xml_safe_markup(cleaned)
 
 
 def _collapse(text: str) -> str:
@@ -191,7 +203,9 @@ def sanitized_html_to_text(html: str) -> str:
     if not html:
         return ""
     text = _SANITIZED_TAG.sub("", _BLOCK_TAG.sub(" <", html))
-    return _collapse(html_module.unescape(text) if "&" in text else text)
+    # No controls to strip: sanitize_html removed them, and the only
+    # references it writes are &amp; &lt; &gt; &quot; and &#160;.
+    return " ".join((html_module.unescape(text) if "&" in text else text).split())
 
 
 def clean_text(value: str | None, max_length: int = TITLE_MAX_LENGTH) -> str:

@@ -145,6 +145,8 @@ def test_controls_surrogates_and_char_references_to_them_are_removed() -> None:
     output = sanitize_html(html)
     assert output == "<p>abcdefg\tn\n</p>"
     assert_safe(output)
+    # C1 controls that HTML does not map to windows-1252, and noncharacters.
+    assert sanitize_html("<p>&#129;&#x9D;&#65535;x&#8217;</p>") == "<p>x\u2019</p>"
 
 
 def test_nbsp_is_written_as_an_xml_safe_reference() -> None:
@@ -164,6 +166,9 @@ _TOKENS = [
     "<p>", "</p>", ">", "<", "]]>", "<![CDATA[", "&#0;", "&#x1;", "&nbsp;", "\x00", "\ud800",
     "\x0b", "<!--", "-->", " style=color:red", "<iframe>", "<br/>", "/relative", "&amp;",
     "java\tscript:", "<title>", "</title>", "<noscript>", "<table><td rowspan=2>",
+    # references that decode to what XML cannot carry, spelled every way
+    "&#129;", "&#x9D", "&#X8f;", "&#65535;", "&#xFFFE", "&#xDFFF;", "&#00031;", "&#x0000b;",
+    "&#127", "&#8217;", "&#x2019;", "&#", "&#x;", "&#1",
 ]  # fmt: skip
 html_soup = st.lists(st.one_of(st.sampled_from(_TOKENS), st.text(max_size=12)), max_size=40).map(
     "".join
