@@ -242,6 +242,8 @@ def test_the_mapped_model_cache_answers_as_py3langid_itself(
     first = language._load_identifier()  # unpacks the model into the cache
     assert any((tmp_path / "cache").iterdir())
     mapped = language._load_identifier()  # maps it
+    # The byte walk reads the row offsets from one flat array, not 100,000 ints.
+    assert isinstance(mapped._rowbase, memoryview) and len(mapped._rowbase) > 100_000
     reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     reference.set_languages(sorted(DETECTABLE_LANGUAGES.intersection(reference.labels)))
     texts = [p for code in ("nl", "de", "en") for p in fixture_paragraphs(code)]
