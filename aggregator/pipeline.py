@@ -55,7 +55,7 @@ from aggregator.types import (
 from aggregator.urls import same_site
 
 if TYPE_CHECKING:
-    # Imported where used: the HTTP client (httpx, httpcore, ssl) is a sixth of
+    # Imported where used: the HTTP client (httpx, httpcore) is about a tenth of
     # the imports of a command that never fetches, such as `aggregator publish`.
     from aggregator.fetch import Fetcher
     from aggregator.publish import RenderMemo
