@@ -304,10 +304,8 @@ class _Markup:
     def __init__(self, style: str, rng: random.Random) -> None:
         self.style = style
         self.rng = rng
-        self.ids = 0
 
     def _id(self) -> str:
-        self.ids += 1
         return f"{self.rng.getrandbits(28):07x}"
 
     def _texturize(self, block: str) -> str:

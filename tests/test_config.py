@@ -545,7 +545,7 @@ def _big_config(tmp_path: Path, sources: int = 600, title: str = "Big") -> Path:
     return path
 
 
-def cached_name(tmp_path: Path) -> str:
+def _cached_name(tmp_path: Path) -> str:
     (only,) = (tmp_path / "cache").glob("config-*.pickle")
     return only.name
 
@@ -574,7 +574,7 @@ def test_a_large_config_is_parsed_once_and_then_read_from_the_cache(
     second = load_config(path)
     assert len(parses) == 1
     assert second == first and len(second.sources) == 600
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cached_name(tmp_path)]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [_cached_name(tmp_path)]
     # An edit is seen at once: the cache is keyed by the file's bytes.
     _big_config(tmp_path, title="Edited")
     assert load_config(path).aggregator.title == "Edited"
