@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -111,14 +112,40 @@ def test_python_dash_m_and_the_console_script_both_run_the_program() -> None:
     assert done.returncode == 0 and "aggregator" in done.stdout
 
 
-def test_publishing_does_not_load_the_http_client(tmp_path: Path) -> None:
+def test_publishing_does_not_load_the_http_client_or_the_tables(tmp_path: Path) -> None:
     # A cron `aggregator publish` at 10,000 sources must stay under a second;
-    # httpx and httpcore were a tenth of its imports, for nothing.
+    # httpx and httpcore were a tenth of its imports, rich another twentieth.
     config = tmp_path / "config.toml"
     config.write_text('[aggregator]\ntitle = "T"\n', encoding="utf-8")
     prelude = ("atexit.register(lambda: sys.stdout.write("
-               "'loaded: ' + ' '.join(m for m in ('httpx', 'httpcore') "
+               "'loaded: ' + ' '.join(m for m in ('httpx', 'httpcore', 'rich') "
                "if m in sys.modules) + '|\\n'))")
     done = _program(prelude, "--config", str(config), "publish")
     assert done.returncode == 0, done.stderr
     assert "loaded: |" in done.stdout
+
+
+def test_publish_runs_without_the_cycle_collector_and_turns_it_back_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aggregator.pipeline import Aggregator
+
+    config = tmp_path / "config.toml"
+    config.write_text('[aggregator]\ntitle = "T"\n', encoding="utf-8")
+    collecting: list[bool] = []
+    publish = Aggregator.publish
+
+    def watched(self: Aggregator) -> list[Path]:
+        collecting.append(gc.isenabled())
+        return publish(self)
+
+    monkeypatch.setattr(Aggregator, "publish", watched)
+    monkeypatch.setattr(sys, "argv", ["aggregator", "--config", str(config), "publish"])
+    assert gc.isenabled()
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 0
+    assert "Published" in capsys.readouterr().out
+    # Off while it worked; on again for whatever runs next in this process.
+    assert collecting == [False]
+    assert gc.isenabled()
