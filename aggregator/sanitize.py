@@ -240,6 +240,13 @@ def truncate(text: str, max_length: int) -> str:
     return cut.rstrip() + "…"
 
 
+@lru_cache(maxsize=256)
+def _safe_base(base_url: str) -> str | None:
+    # Every link of a document is resolved against the same base (the
+    # entry's link or the feed's URL): checked once, not once per link.
+    return safe_url(base_url)
+
+
 def safe_url(
     url: str | None, base_url: str | None = None, *, allow_mailto: bool = False
 ) -> str | None:
@@ -259,7 +266,7 @@ def safe_url(
     cleaned = cleaned.replace(" ", "%20")
     try:
         if base_url:
-            base = safe_url(base_url)
+            base = _safe_base(base_url)
             if base:
                 cleaned = urljoin(base, cleaned)
         parts = urlsplit(cleaned)

@@ -15,7 +15,9 @@ from aggregator.dedupe import (
     _SYNDICATION_WORDS,
     BANDS,
     NEAR_DUPLICATE_JACCARD,
+    ROWS,
     Copy,
+    _short_hash,
     article_of,
     article_text,
     band_keys,
@@ -229,6 +231,17 @@ def test_band_keys_are_stable_and_shared_by_light_edits():
     assert band_keys(fixed)[:2] == ["b007ffd91086db4", "b01f866bcef41ba"]
     added = article_of(entry(title, [*paragraphs, "Wat vinden jullie ervan?"]))
     assert set(keys) & set(band_keys(added.signature))
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=BANDS * ROWS, max_size=BANDS * ROWS))
+def test_band_keys_hash_each_band_s_values_as_64_bit_words(sig: list[int]):
+    # The keys in stored databases were made this way, band by band.
+    expected = [
+        f"b{band:02d}" + _short_hash(b"".join(
+            value.to_bytes(8, "little") for value in sig[band * ROWS:(band + 1) * ROWS]))
+        for band in range(BANDS)]
+    assert band_keys(sig) == expected
+    assert band_keys(tuple(sig)) == expected
 
 
 def test_unrelated_posts_share_no_keys():
