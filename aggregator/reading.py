@@ -14,7 +14,7 @@ from datetime import datetime
 
 from aggregator.config import TopicConfig
 from aggregator.dedupe import article_of
-from aggregator.normalize import normalize_entry
+from aggregator.normalize import normalize_entries
 from aggregator.parse import parse_feed
 from aggregator.topics import TopicMatcher
 from aggregator.types import EntryKind, NormalizedEntry, ParsedFeed, TopicFiling
@@ -52,11 +52,8 @@ def parse_and_normalize(
     """
     feed = parse_feed(body, headers, url)
     entries = []
-    for parsed in feed.entries:
-        entry = normalize_entry(
-            parsed, kind=kind, feed=feed, feed_url=url,
-            source_language=source_language, first_seen=first_seen,
-        )
+    for entry in normalize_entries(feed.entries, kind=kind, feed=feed, feed_url=url,
+                                   source_language=source_language, first_seen=first_seen):
         if kind == "post":
             # Pure and the costliest step of dedupe: done here, on the
             # worker's core, rather than in the store's one writer.

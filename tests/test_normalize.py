@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.normalize import MIN_FINGERPRINT_WORDS, normalize_entry
+from aggregator.normalize import MIN_FINGERPRINT_WORDS, normalize_entries, normalize_entry
 from aggregator.types import NormalizedEntry, ParsedEntry, ParsedFeed
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
@@ -344,3 +344,30 @@ def test_anything_normalizes_to_clean_fields(
     for field in (normalized.title, normalized.content_html, normalized.text):
         field.encode("utf-8")  # no lone surrogates
         assert "\x00" not in field
+
+
+# --------------------------------------------------------------------------- a document at once
+
+
+def test_a_document_s_entries_normalized_together_equal_each_on_its_own() -> None:
+    # Languages are told after the rest, for all entries at once: each must
+    # still get its own (seeds 000, 001 and 003 are Dutch, 004 German; the
+    # one-word post goes by its hint).
+    entries = [
+        make_entry(guid=f"post-{prefix}", content_html=seed_html(prefix), language=language,
+                   link=f"https://www.marketingfacts.nl/berichten/{prefix}/")
+        for prefix, language in [("000", None), ("003", "en"), ("001", None), ("004", None)]
+    ] + [make_entry(guid="short", content_html="<p>Top!</p>", summary_html="", language="de")]
+    together = normalize_entries(entries, kind="post", feed=FEED, feed_url=FEED_URL,
+                                 source_language="nl", first_seen=FIRST_SEEN)
+    alone = [normalize(entry) for entry in entries]
+    assert together == alone
+    assert [entry.language for entry in together] == ["nl", "nl", "nl", "de", "de"]
+    assert normalize_entries([], kind="post", feed=FEED, feed_url=FEED_URL,
+                             source_language="nl", first_seen=FIRST_SEEN) == []
+
+
+def test_a_naive_first_seen_is_refused_for_a_whole_document_too() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        normalize_entries([make_entry()], kind="post", feed=FEED, feed_url=FEED_URL,
+                          source_language="nl", first_seen=datetime(2024, 3, 1))
