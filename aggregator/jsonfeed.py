@@ -46,6 +46,9 @@ _SPACES = re.compile(r"\s+")
 _URI_SAFE = frozenset(string.ascii_letters + string.digits + "-._~:/?#@!$&'()*+,;=")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _LONE_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
+#: Text made only of _URI_SAFE characters and "%": one regex match, not a
+#: Python step per character (a publish asks for some 20,000 characters).
+_URI_PLAIN = re.compile("[" + re.escape("".join(sorted(_URI_SAFE))) + "%]*")
 _PERCENT_ESCAPE = re.compile("%([0-9A-Fa-f]{2})")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -69,7 +72,7 @@ def web_uri(url: str | None) -> str:
     its IDNA form; existing escapes are kept, so a URI comes back unchanged.
     """
     text = clean_text(url).strip()
-    if all(char in _URI_SAFE or char == "%" for char in text) and not _LONE_PERCENT.search(text):
+    if _URI_PLAIN.fullmatch(text) and not _LONE_PERCENT.search(text):
         return text
     try:
         parts = urlsplit(text)

@@ -1024,3 +1024,17 @@ def test_index_page_links_take_the_fast_path_only_where_it_agrees(prefix: str, r
     from aggregator.page import _web_url
 
     assert _web_url(prefix + rest) == _web_url_by_the_long_way(prefix + rest)
+
+
+def test_a_uri_of_plain_characters_is_told_by_one_match_as_by_the_character_set() -> None:
+    from aggregator.jsonfeed import _URI_PLAIN, _URI_SAFE, web_uri
+
+    for code in range(0x2100):
+        char = chr(code)
+        assert bool(_URI_PLAIN.fullmatch(char)) == (char in _URI_SAFE or char == "%"), hex(code)
+    assert _URI_PLAIN.fullmatch("https://blog.example/a-b_c~d/?q=1&r=%C3%BC#x")
+    assert not _URI_PLAIN.fullmatch("https://blog.example/a\n")
+    # Plain URIs come back as they are; the rest is escaped as before.
+    assert web_uri("https://blog.example/p?x=1#y") == "https://blog.example/p?x=1#y"
+    assert web_uri("https://blog.example/über uns|") == "https://blog.example/%C3%BCber%20uns%7C"
+    assert web_uri("https://blog.example/100%") == "https://blog.example/100%25"
