@@ -150,7 +150,7 @@ def normalize_entries(
     The languages are told after every entry is otherwise done, one text after
     the other: the language model's tables (megabytes, read at random) then
     stay in the processor's caches from one text to the next, where the
-    sanitizing in between used to evict them (236 → 147 µs per post).
+    sanitizing in between used to evict them (about 50 µs less per post).
     """
     if first_seen.tzinfo is None:
         raise ValueError("first_seen must be timezone-aware (UTC)")

@@ -242,8 +242,8 @@ def truncate(text: str, max_length: int) -> str:
 
 @lru_cache(maxsize=256)
 def _safe_base(base_url: str) -> str | None:
-    # Every link of a document is resolved against the same base (the
-    # entry's link or the feed's URL): checked once, not once per link.
+    # An entry's links are resolved against its feed's URL, the same for
+    # every entry of a document: checked once, not once per link.
     return safe_url(base_url)
 
 
