@@ -1620,7 +1620,7 @@ def _source_state(row: Any) -> SourceState:
     )
 
 
-def _source_info(row: SourceRow | Row[Any]) -> SourceInfo:
+def _source_info(row: Row[Any]) -> SourceInfo:
     return SourceInfo(
         name=row.name, feed_url=row.moved_to or row.url, title=row.title or row.name,
         site_url=row.site_url, language=row.language,
