@@ -14,12 +14,13 @@ content, ...), and the caller then runs the full feedparser path.
 
 How it stays exact: it replays what feedparser's strict (SAX) parser does for
 the elements it models -- element naming through feedparser's namespace
-table, xml:base and xml:lang scoping, its text clean-ups, its relative-URI
-rewriting of embedded HTML -- and hands feedparser-shaped dicts to the same
-mapping code parse.py uses. Where feedparser's own behaviour lives in a pure
-helper (date parsing, URI joining, the HTML look test, the HTML rewriter for
-markup the fast rewriter here declines), that helper is called rather than
-imitated. Tests compare both paths on the golden feeds, the seed blogs,
+table, xml:base and xml:lang scoping, its text clean-ups -- and hands
+feedparser-shaped dicts to the same mapping code parse.py uses. Where
+feedparser's own behaviour lives in a pure helper (date parsing, URI joining,
+the HTML look test), that helper is called rather than imitated. Embedded
+HTML is kept as the feed gave it, as parse_feed asks of feedparser: its
+relative links are resolved by sanitize_html, against the base recorded
+with it. Tests compare both paths on the golden feeds, the seed blogs,
 feedparser's own corpus and generated variations.
 """
 
@@ -29,7 +30,6 @@ import codecs
 import contextlib
 import re
 from collections.abc import Callable, Mapping
-from html.entities import name2codepoint
 from typing import Any
 from urllib.parse import urljoin
 
@@ -38,8 +38,7 @@ from feedparser.api import StrictFeedParser
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import RelativeURIResolver, _urljoin, make_safe_absolute_uri
-from feedparser.urls import resolve_relative_uris as _feedparser_resolve_html
+from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 from lxml import etree
 
@@ -84,7 +83,6 @@ _HANDLED = frozenset(
     {name[len("_start_"):] for name in dir(StrictFeedParser) if name.startswith("_start_")}
     | {name[len("_end_"):] for name in dir(StrictFeedParser) if name.startswith("_end_")})
 _RELATIVE_URI_KEYS = frozenset(_FeedParserMixin.can_be_relative_uri)
-_RELATIVE_HTML_KEYS = frozenset(_FeedParserMixin.can_contain_relative_uris)
 _HTML_CONTENT_TYPES = frozenset(_FeedParserMixin.html_types)
 _KEYMAP = frozenset(FeedParserDict.keymap)
 _looks_like_html: Callable[[str], bool] = _FeedParserMixin.looks_like_html
@@ -258,8 +256,6 @@ class _Replay:
         self.is_atom = False
         self.same_base: dict[str, str] = {}
         self.scan_declarations = False
-        # Rewritten HTML markup, per base: feeds repeat the same tags endlessly.
-        self.markup: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -627,12 +623,6 @@ class _Replay:
         output = (element.text or "").strip()
         if not self.is_atom and content_type == "text/plain" and _looks_like_html(output):
             content_type = "text/html"
-        element_name = "description" if target == "summary" else target
-        if content_type in _HTML_CONTENT_TYPES and element_name in _RELATIVE_HTML_KEYS:
-            memo = self.markup.get(base)
-            if memo is None:
-                memo = self.markup[base] = {}
-            output = _resolve_html(output, base, content_type, memo)
         output = _finish(output)
         detail = {"type": content_type, "language": language, "base": base, "value": output}
         if target == "content":
@@ -824,11 +814,6 @@ def _join(base: str, uri: str) -> str:
     return _fast_join(base, uri) or str(_urljoin(base, uri))
 
 
-def _absolute(base: str, uri: str) -> str:
-    """feedparser's make_safe_absolute_uri(base, uri), likewise."""
-    return _fast_join(base, uri) or str(make_safe_absolute_uri(base, uri))
-
-
 def _leaf_text(element: etree._Element) -> str:
     if len(element):
         raise _Unsure
@@ -879,148 +864,3 @@ def _finish(output: str) -> str:
     if _CP1252_RANGE.search(output):
         output = output.translate(_cp1252)
     return output
-
-
-# --------------------------------------------------------------------------- embedded HTML
-#
-# feedparser rewrites every HTML text it stores: it re-serializes the markup
-# through its SGML tokenizer (attributes lower-cased, de-duplicated, sorted and
-# double-quoted; void elements written "<br />"; unknown entities escaped) and
-# makes the URI attributes absolute. The rewriter below reproduces that for
-# plain, tidy markup -- what blog engines emit -- and hands anything else to
-# feedparser's own rewriter, which is exact but several times slower.
-
-_VOID = frozenset(RelativeURIResolver.elements_no_end_tag)
-_URI_ATTRIBUTES = frozenset(RelativeURIResolver.relative_uris)
-_SELF_CLOSING = re.compile(r"<([^<>\s]+?)\s*/>")
-# Every "<" or "&" starts a token: a whole tag, comment or reference when it
-# looks like one, else the lone character.
-# (Written to start with a character set, which the regex engine scans for fast.)
-_SPLIT = re.compile(r"([<&](?:(?<=<)[^<>]*>|(?<=&)[^<&;\s]{0,40};?)?)")
-_MARKUP = re.compile(
-    r"""<(?P<name>[a-zA-Z][-_.:a-zA-Z0-9]*)
-          (?P<attrs>(?:\s+[a-zA-Z_][-:.a-zA-Z_0-9]*(?:\s*=\s*(?:"[^"<>]*"|'[^'<>]*'))?)*)
-          \s*(?P<slash>/?)>
-      | </(?P<end>[a-zA-Z][-_.:a-zA-Z0-9]*)\s*>
-      | <!--(?P<comment>.*?)--\s*>
-      | &\#(?P<charref>[0-9]+|[xX][0-9a-fA-F]+);
-      | &(?P<entity>[a-zA-Z][-.a-zA-Z0-9]*);
-    """, re.X | re.S)
-_ATTRIBUTE = re.compile(r"""\s+([a-zA-Z_][-:.a-zA-Z_0-9]*)(?:\s*=\s*("[^"<>]*"|'[^'<>]*'))?""")
-_SHORT_CHARREF = re.compile(r"&#([0-9]+)(?![0-9;])")
-_BARE_AMPERSAND = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|\w+;)")
-
-
-def _self_closing(match: re.Match[str]) -> str:
-    tag = match.group(1)
-    return f"<{tag} />" if tag in _VOID else f"<{tag}></{tag}>"
-
-
-def _resolve_html(html_text: str, base: str, content_type: str,
-                  tags: dict[str, str]) -> str:
-    """feedparser's resolve_relative_uris(html_text, base, "utf-8", content_type)."""
-    if content_type == "text/html":
-        rewritten = _rewrite_html(html_text, base, tags)
-        if rewritten is not None:
-            return rewritten
-    return str(_feedparser_resolve_html(html_text, base, "utf-8", content_type))
-
-
-def _rewrite_html(source: str, base: str, tags: dict[str, str] | None = None) -> str | None:
-    """The fast rewriter for tidy markup, or None to use feedparser's own.
-
-    ``tags`` memoizes rewritten markup across the texts of one document that
-    share ``base``.
-    """
-    if "<" not in source and "&" not in source:
-        return source
-    if tags is None:
-        tags = {}
-    get = tags.get
-    # [text, markup, text, markup, ..., text]: texts hold no "<" or "&".
-    pieces = _SPLIT.split(source)
-    for index in range(1, len(pieces), 2):
-        token = pieces[index]
-        rewritten = get(token)
-        if rewritten is None:
-            if token == "<" or token == "&":
-                # A lone "<" or "&" is text to feedparser when whitespace follows.
-                following = pieces[index + 1]
-                if not following or following[0] not in " \t\r\n":
-                    return None
-                continue
-            rewritten = _rewrite_token(token, base)
-            if rewritten is None:
-                return None
-            tags[token] = rewritten
-        pieces[index] = rewritten
-    return "".join(pieces)
-
-
-def _rewrite_token(token: str, base: str) -> str | None:
-    """One tag, comment or reference as feedparser writes it back, or None."""
-    # feedparser's pre-pass over the whole text, which never reaches across a
-    # "<...>": "<br/>" forms, then two character references.
-    if token[-2:] == "/>":
-        short = _SELF_CLOSING.fullmatch(token)
-        if short is not None:
-            name = short.group(1)
-            if name not in _VOID:
-                start, end = _rewrite_token(f"<{name}>", base), _rewrite_token(f"</{name}>", base)
-                return None if start is None or end is None else start + end
-            token = f"<{name} />"
-    if "&#3" in token:
-        token = token.replace("&#39;", "'").replace("&#34;", '"')
-        if token in ("'", '"'):
-            return token
-    match = _MARKUP.fullmatch(token)
-    if match is None:
-        return None
-    if match.group("name") is not None:
-        name = match.group("name").lower()
-        attrs_text = match.group("attrs")
-        if not attrs_text:  # "<br />" is what the pre-pass left of "<br/>"
-            return f"<{name} />" if name in _VOID else f"<{name}>"
-        return _start_tag(name, attrs_text, base)
-    kind = match.lastgroup
-    if kind == "end":
-        name = match.group("end").lower()
-        return "" if name in _VOID else f"</{name}>"
-    if kind == "comment":
-        return f"<!--{match.group('comment')}-->"
-    if kind == "charref":
-        ref = match.group("charref").lower()
-        value = int(ref[1:], 16) if ref[0] == "x" else int(ref)
-        if value in _cp1252:
-            return f"&#{hex(ord(_cp1252[value]))[1:]};"
-        return f"&#{ref};"
-    if kind == "entity":
-        name = match.group("entity")
-        return f"&{name};" if name in name2codepoint or name == "apos" else f"&amp;{name}"
-    return None
-
-
-def _start_tag(name: str, attrs_text: str, base: str) -> str:
-    values: dict[str, str] = {}
-    for raw_name, quoted in _ATTRIBUTE.findall(attrs_text):
-        if quoted:
-            value = quoted[1:-1]
-            if "&#" in value:
-                value = _SHORT_CHARREF.sub(r"&#\1;", value)
-        else:
-            value = raw_name  # a bare attribute: its value is its own name
-        key = raw_name.lower()
-        if key == "rel" or key == "type":
-            value = value.lower() or value
-        values[key] = value
-    pieces = [f"<{name}"]
-    for key in sorted(values) if len(values) > 1 else values:
-        value = values[key]
-        if (name, key) in _URI_ATTRIBUTES:
-            value = _absolute(base, value.strip()) or value
-        if "&" in value or ">" in value or "<" in value or '"' in value:
-            value = value.replace(">", "&gt;").replace("<", "&lt;").replace('"', "&quot;")
-            value = _BARE_AMPERSAND.sub("&amp;", value)
-        pieces.append(f' {key}="{value}"')
-    pieces.append(" />" if name in _VOID else ">")
-    return "".join(pieces)

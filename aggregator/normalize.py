@@ -169,12 +169,16 @@ def _prepare(
     """Every field of the NormalizedEntry but its language, and the language hint."""
     guid = _clean_id(entry.guid)
     link = safe_url(entry.link, feed_url)
-    base = link or feed_url
-
-    content_html = sanitize_html(entry.content_html or entry.summary_html, base)
-    # A feed with only a description (many RSS feeds): both are that, sanitized once.
-    summary_html = (sanitize_html(entry.summary_html, base) if entry.content_html
-                    else content_html)
+    # Relative links in the markup resolve where the feed placed the markup
+    # (xml:base, else the feed document); without that, the entry's own page.
+    fallback = link or feed_url
+    summary_base = entry.summary_base or fallback
+    if entry.content_html:
+        content_html = sanitize_html(entry.content_html, entry.content_base or fallback)
+        summary_html = sanitize_html(entry.summary_html, summary_base)
+    else:
+        # A feed with only a description (many RSS feeds): both are that, sanitized once.
+        content_html = summary_html = sanitize_html(entry.summary_html, summary_base)
     body_text = sanitized_html_to_text(content_html)
 
     title = clean_text(entry.title)

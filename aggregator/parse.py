@@ -229,9 +229,12 @@ def _parse_xml_feed(body: bytes, headers: dict[str, str], url: str,
         body = _SURROGATE_REF.sub(b"&#xFFFD;", body)
     try:
         # Always a stream: given bytes or str, feedparser opens a local file or
-        # URL of that name if one exists.
+        # URL of that name if one exists. Relative links in embedded HTML are
+        # left to sanitize_html, which resolves them while it parses the
+        # markup anyway (against ParsedEntry.content_base): feedparser's
+        # resolver tokenizes and rewrites every text a second time.
         result = feedparser.parse(io.BytesIO(body), response_headers=response_headers,
-                                  sanitize_html=False, resolve_relative_uris=True)
+                                  sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:
         raise ParseError(f"could not read the feed: {_short(exc)}") from exc
 
@@ -302,12 +305,14 @@ def _xml_entry(entry: Mapping[str, Any], base: str, thread_prefixes: tuple[str, 
     comment_count = next((c for c in (slash, replies_count, total) if c is not None), None)
     published = _date(entry, "published") or _date(entry, "created")
     updated = _date(entry, "updated")
+    content_html, content_base = _content_html(dict.get(entry, "content"))
+    summary = dict.get(entry, "summary_detail")
     return ParsedEntry(
         guid=_clean_opt(_text(dict.get(entry, "id")) or None),
         link=_clean_opt(_original_link(entry) or _alternate_link(entry)),
         title=_clean(_text(dict.get(entry, "title"))),
-        content_html=_clean(_content_html(dict.get(entry, "content"))),
-        summary_html=_clean(_detail_html(dict.get(entry, "summary_detail"))),
+        content_html=_clean(content_html),
+        summary_html=_clean(_detail_html(summary)),
         author=_clean_opt(_author(entry) or feed_author),
         # RSS 1.0's dc:date and many Atom feeds give only an update time: that
         # is still the entry's date, better than none.
@@ -319,6 +324,8 @@ def _xml_entry(entry: Mapping[str, Any], base: str, thread_prefixes: tuple[str, 
         comment_count=comment_count,
         in_reply_to=_clean_opt(in_reply_to),
         in_reply_to_link=_clean_opt(in_reply_to_link),
+        content_base=content_base,
+        summary_base=_detail_base(summary),
     )
 
 
@@ -367,15 +374,25 @@ def _entry_base(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _content_html(contents: Any) -> str:
+def _content_html(contents: Any) -> tuple[str, str | None]:
+    """The entry's content as HTML, and the base URI its relative links are
+    resolved against (see ParsedEntry.content_base)."""
     if not isinstance(contents, list):
-        return ""
+        return "", None
     texts = [c for c in contents if isinstance(c, Mapping)]
     # content:encoded and atom:content may both be there; markup beats text.
     for content in texts:
         if _media_type(content.get("type")) in _HTML_TYPES:
-            return _text(content.get("value"))
-    return next((html_text for c in texts if (html_text := _detail_html(c))), "")
+            return _text(content.get("value")), _detail_base(content)
+    return next(((html_text, _detail_base(c)) for c in texts
+                 if (html_text := _detail_html(c))), ("", None))
+
+
+def _detail_base(detail: Any) -> str | None:
+    """The xml:base in scope where a text element stood (else the document's URI)."""
+    if not isinstance(detail, Mapping):
+        return None
+    return _clean_opt(_text(detail.get("base")) or None)
 
 
 def _detail_html(detail: Any) -> str:

@@ -92,6 +92,13 @@ class ParsedEntry:
     in_reply_to: str | None = None
     #: For a comment: the link of what it answers (thr:in-reply-to href), if any.
     in_reply_to_link: str | None = None
+    #: The base URI the relative links inside content_html resolve against:
+    #: the xml:base in scope where the content stood, else the document's
+    #: URI (RFC 4287 section 2, XML Base). None when the format has no such
+    #: notion (JSON Feed); normalize then resolves against the entry's link.
+    content_base: str | None = None
+    #: The same for summary_html.
+    summary_base: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

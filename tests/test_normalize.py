@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.fastparse import fast_parse
 from aggregator.normalize import MIN_FINGERPRINT_WORDS, normalize_entries, normalize_entry
+from aggregator.parse import parse_feed, parse_feed_with_feedparser
 from aggregator.types import NormalizedEntry, ParsedEntry, ParsedFeed
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
@@ -178,6 +180,46 @@ def test_content_is_sanitized_and_relative_urls_resolved() -> None:
         'rel="nofollow noopener noreferrer">ook</a></p>'
     )
     assert normalized.summary_html == '<img src="https://www.marketingfacts.nl/i.png">'
+
+
+def test_relative_links_resolve_where_the_feed_placed_the_markup() -> None:
+    """xml:base in scope (RFC 4287 section 2), else the feed document: never the entry's link."""
+    atom = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://blog.example/nl/">
+  <title>Blog</title><id>urn:x:blog</id><updated>2024-05-01T10:00:00Z</updated>
+  <entry>
+    <title>Relatief</title><id>urn:x:1</id><updated>2024-05-01T10:00:00Z</updated>
+    <link href="https://elders.example/bericht/"/>
+    <summary type="html">&lt;a href="samenvatting/"&gt;s&lt;/a&gt;</summary>
+    <content type="html" xml:base="/media/2024/">&lt;p&gt;&lt;img src="foto.jpg"&gt;
+      &lt;a href="../../over/"&gt;over&lt;/a&gt; &lt;a href="//cdn.example/x"&gt;cdn&lt;/a&gt;
+      &lt;a href="javascript:alert(1)"&gt;js&lt;/a&gt;&lt;/p&gt;</content>
+  </entry>
+</feed>"""
+    rss = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>'
+           b"<link>https://blog.example/</link><item><title>R</title>"
+           b"<link>https://blog.example/2024/05/r/</link>"
+           b"<description>&lt;img src=\"beeld.png\"&gt;&lt;a href=\"/a\"&gt;a&lt;/a&gt;"
+           b"</description></item></channel></rss>")
+    for body, url, served in ((atom, "https://blog.example/feed/atom/", "application/atom+xml"),
+                              (rss, "https://blog.example/feed/", "application/rss+xml")):
+        headers = {"content-type": served}
+        assert fast_parse(body, headers, url) is not None  # both paths are tried
+        for parsed in (parse_feed(body, headers, url),
+                       parse_feed_with_feedparser(body, headers, url)):
+            [entry] = normalize_entries(list(parsed.entries), kind="post", feed=parsed,
+                                        feed_url=url, source_language="nl",
+                                        first_seen=FIRST_SEEN)
+            if body is atom:
+                assert 'src="https://blog.example/media/2024/foto.jpg"' in entry.content_html
+                assert 'href="https://blog.example/over/"' in entry.content_html
+                assert 'href="https://cdn.example/x"' in entry.content_html
+                assert "javascript" not in entry.content_html and ">js</a>" in entry.content_html
+                assert 'href="https://blog.example/nl/samenvatting/"' in entry.summary_html
+            else:
+                assert entry.content_html == (
+                    '<img src="https://blog.example/feed/beeld.png"><a href="https://blog.example/a"'
+                    ' rel="nofollow noopener noreferrer">a</a>')
 
 
 def test_summary_stands_in_for_missing_content() -> None:

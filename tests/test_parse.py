@@ -105,8 +105,10 @@ def test_wordpress_post_feed_carries_comment_feeds_and_counts() -> None:
     assert post.published == datetime(2005, 5, 27, 10, 8, tzinfo=UTC)
     # duplicate categories collapse, order kept
     assert post.categories == ("Marketing", "Open source")
-    # relative links inside content resolve against the feed URL
-    assert 'href="https://www.marketingfacts.nl/berichten/de-marketeer' in post.content_html
+    # markup is kept as given; its relative links resolve against the feed URL
+    # when it is sanitized (test_normalize)
+    assert 'href="/berichten/de-marketeer' in post.content_html
+    assert post.content_base == post.summary_base == "https://www.marketingfacts.nl/feed/"
     undated = feed.entries[2]
     assert undated.published is None and undated.updated is None
 
@@ -216,7 +218,7 @@ def test_entity_text_after_the_root_is_content_not_a_declaration() -> None:
                                extra="<description>Schrijf nooit &lt;!ENTITY in een feed"
                                      "</description>"))
     feed = parse_feed(body, {}, "https://blog.example/feed/")
-    assert "&lt;!ENTITY" in feed.entries[0].summary_html
+    assert feed.entries[0].summary_html == "Schrijf nooit <!ENTITY in een feed"
 
 
 # --------------------------------------------------------------------------- hostile strings
