@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import numpy as np
 
-from aggregator.folding import fold
+from aggregator.folding import fold, fold_rest
 from aggregator.urls import site_host
 
 __all__ = [
@@ -223,22 +223,18 @@ class ArticleSource(Protocol):
     def fingerprint(self) -> str | None: ...
 
 
-def _body(entry: ArticleSource) -> str:
+def _words(entry: ArticleSource) -> list[str]:
+    """The words of *entry*'s body, folded, boilerplate removed."""
     # normalize builds text as f"{title} {body}"; the store keeps it cut.
     text = entry.text[:TEXT_LIMIT]
     title = entry.title
-    if title and text.startswith(title):
-        return text[len(title):]
-    return text
-
-
-def _words(raw: str) -> list[str]:
-    return _WORD.findall(_cut_sentences(fold(raw)))
+    folded = fold_rest(text, title) if title and text.startswith(title) else fold(text)
+    return _WORD.findall(_cut_sentences(folded))
 
 
 def article_text(entry: ArticleSource) -> str:
     """The body words of *entry* for comparison: folded, boilerplate removed, space-joined."""
-    return " ".join(_words(_body(entry)))
+    return " ".join(_words(entry))
 
 
 def title_key(title: str) -> str:
@@ -372,7 +368,7 @@ def article_of(entry: ArticleSource | Article) -> Article:
     """*entry* (a NormalizedEntry, an EntryRow …) reduced for comparison."""
     if isinstance(entry, Article):
         return entry
-    words = _words(_body(entry))
+    words = _words(entry)
     order = _shingle_hashes(words).tolist()
     return Article(
         canonical_url=entry.canonical_url, fingerprint=entry.fingerprint,

@@ -7,16 +7,67 @@ topic matcher and its stemmers for every language.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 
-__all__ = ["fold"]
+__all__ = ["fold", "fold_rest", "forget"]
 
 _COMBINING_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+#: Texts at least this long are remembered once folded (see _recent).
+_REMEMBERED_LENGTH = 256
+#: At most this many characters of texts are remembered.
+_REMEMBERED_CHARS = 1 << 19
+
+# A post's text is folded for its fingerprint, its dedupe words and its
+# topics, about 40 µs each time for a few KB of text with any non-ASCII in
+# it: the latter two find it here. Keyed by the text itself, usually the
+# very object folded before (its hash is kept with it, so a hit is cheap).
+_recent: dict[str, str] = {}
+_recent_chars = 0
+_recent_lock = threading.Lock()
 
 
 def fold(text: str) -> str:
     """Return *text* case-folded and without accents, for comparing words."""
+    global _recent_chars
     if text.isascii():
         return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return _COMBINING_MARKS.sub("", decomposed)
+    long = len(text) >= _REMEMBERED_LENGTH
+    if long:
+        folded = _recent.get(text)
+        if folded is not None:
+            return folded
+    folded = _COMBINING_MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
+    if long:
+        with _recent_lock:  # the store's threads fold too
+            # Oldest first out; the count is of folded characters, the values'.
+            while _recent and _recent_chars + len(folded) > _REMEMBERED_CHARS:
+                _recent_chars -= len(_recent.pop(next(iter(_recent))))
+            if len(folded) <= _REMEMBERED_CHARS:
+                _recent[text] = folded
+                _recent_chars += len(folded)
+    return folded
+
+
+def fold_rest(text: str, head: str) -> str:
+    """``fold(text[len(head):])`` for a *text* that starts with *head*.
+
+    Taken from ``fold(text)`` when what follows *head* is a space: folding
+    works character by character except for the reordering of combining
+    marks, which never crosses a space, so ``fold(head + " " + rest)`` is
+    ``fold(head) + fold(" " + rest)``. A post's text is its title, a space
+    and its body: this folds the body without folding it again.
+    """
+    rest = text[len(head):]
+    if rest[:1] != " ":
+        return fold(rest)
+    return fold(text)[len(fold(head)):]
+
+
+def forget() -> None:
+    """Drop the remembered texts (a parser worker, after each document)."""
+    global _recent_chars
+    with _recent_lock:
+        _recent.clear()
+        _recent_chars = 0

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregator.folding import fold
+from aggregator.folding import fold_rest
 from aggregator.language import detect_language
 from aggregator.sanitize import (
     clean_text,
@@ -103,9 +103,11 @@ def _categories(terms: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def _fingerprint(body_text: str) -> str | None:
+def _fingerprint(text: str, title: str) -> str | None:
     # Body only, never the title: a copy retitled "Gastblog: …" is still a copy.
-    words = _WORD.findall(fold(body_text))
+    # text is f"{title} {body}": its body folded is the text's, remembered for
+    # dedupe and topics, which fold the whole text again.
+    words = _WORD.findall(fold_rest(text, title))
     if len(words) < MIN_FINGERPRINT_WORDS:
         return None
     return _sha256(" ".join(words))
@@ -205,7 +207,7 @@ def _prepare(
         updated=updated,
         categories=_categories(entry.categories),
         content_hash=_sha256(title + "\x00" + content_html),
-        fingerprint=_fingerprint(body_text),
+        fingerprint=_fingerprint(text, title),
         text=text,
         comments_feed_url=safe_url(entry.comments_feed_url, feed_url),
         comment_count=_comment_count(entry.comment_count),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from aggregator import folding
 from aggregator.config import TopicConfig
 from aggregator.dedupe import article_of
 from aggregator.normalize import normalize_entries
@@ -64,4 +65,5 @@ def parse_and_normalize(
             entry = replace(entry, dedupe_keys=tuple(article_of(entry).index_keys()),
                             topics=topics)
         entries.append(entry)
+    folding.forget()  # nothing of one document is folded for the next
     return replace(feed, entries=()), entries

@@ -507,8 +507,11 @@ class TopicMatcher:
             if not by_category and not topic.keywords:
                 continue
             if words is None:
+                # Folded piece by piece, which is the same (_SEAM's characters
+                # stop the reordering of combining marks): the text's fold is
+                # the one its fingerprint made, remembered.
                 words = _Text(
-                    fold(_SEAM.join((title, text, *categories))),
+                    _SEAM.join((fold(title), fold(text), *map(fold, categories))),
                     self._vocabulary.candidates(languages),
                 )
             if not by_category and not topic.keywords.found_in(words, languages):
