@@ -726,7 +726,7 @@ class Store:
         if follow_comments and site_comments_url:
             writes.comment_feeds.setdefault(site_comments_url, (None, None))
         if writes.appearances:
-            session.execute(insert(_APPEARANCE), writes.appearances)
+            session.execute(_INSERT_APPEARANCES, writes.appearances)
         topic_index.replace_topics(session, writes.filed, new=True)
         self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
@@ -855,10 +855,18 @@ class Store:
         if not feeds:
             return
         existing: dict[str, CommentFeedRow] = {}
+        connection = session.connection()
+        slot = driver_slot(connection)
         for chunk in _chunks(list(feeds), 500):
-            for row in session.exec(select(CommentFeedRow).where(
-                    CommentFeedRow.source_id == source_id, col(CommentFeedRow.url).in_(chunk))):
-                existing[row.url] = row
+            # Which exist, through the driver (on a cold pass none does); rows
+            # are loaded only for those.
+            found = [row_id for (row_id,) in connection.exec_driver_sql(
+                f"SELECT id FROM comment_feed WHERE source_id = {slot} "
+                f"AND url IN ({', '.join([slot] * len(chunk))})", (source_id, *chunk))]
+            if found:
+                for row in session.exec(select(CommentFeedRow).where(
+                        col(CommentFeedRow.id).in_(found))):
+                    existing[row.url] = row
         new = []
         for url, (post_entry_id, declared_count) in feeds.items():
             row = existing.get(url)
@@ -872,7 +880,7 @@ class Store:
                 row.declared_count = declared_count
                 session.add(row)
         if new:
-            session.execute(insert(_COMMENT_FEED), new)
+            session.execute(_INSERT_COMMENT_FEEDS, new)
 
     def comment_feeds_due(
         self, source_id: int, *, now: datetime, comments_days: int,
@@ -1004,7 +1012,7 @@ class Store:
                 if values["in_reply_to_ref"]:
                     replies.append((comment_id, values["post_id"], values["in_reply_to_ref"]))
         if appearances:
-            session.execute(insert(_APPEARANCE), appearances)
+            session.execute(_INSERT_APPEARANCES, appearances)
         self._resolve_parents(session, source.id, replies)  # type: ignore[arg-type]
         session.execute(_COMMENT_FEED_READ, {
             "feed": feed_state.id, "etag": fetch.validators.etag,
@@ -1822,6 +1830,9 @@ class _DocumentWrites:
 #: bound per call (an ORM insert with .values() is compiled again for each
 #: row); the ids come back in the order of the rows given.
 _INSERT_ENTRIES = insert(_ENTRY).returning(_ENTRY.c.id, sort_by_parameter_order=True)
+#: Many appearances, or comment feeds, in one statement (built once, like the above).
+_INSERT_APPEARANCES = insert(_APPEARANCE)
+_INSERT_COMMENT_FEEDS = insert(_COMMENT_FEED)
 
 # The two statements every comment feed runs, built once: building them per
 # feed (a join, an update with a varying SET) cost more than running them.

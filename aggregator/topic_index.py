@@ -43,6 +43,10 @@ class EntryTopicRow(SQLModel, table=True):
 Index("ix_entry_topic_newest", EntryTopicRow.topic, col(EntryTopicRow.published).desc(),
       col(EntryTopicRow.entry_id).desc())
 
+#: Many rows in one statement, on the table: the ORM's bulk insert costs several
+#: times the statement, and building it per call costs about as much again.
+_INSERT_ROWS = insert(EntryTopicRow.__table__)  # type: ignore[arg-type]
+
 
 def replace_topics(
     session: Session, items: Sequence[tuple[int, datetime, Sequence[str]]], *,
@@ -65,8 +69,7 @@ def replace_topics(
         for topic in dict.fromkeys(topics)
     ]
     if rows:
-        # On the table: the ORM's bulk insert costs several times the statement.
-        session.execute(insert(EntryTopicRow.__table__), rows)  # type: ignore[arg-type]
+        session.execute(_INSERT_ROWS, rows)
 
 
 def forget_entries(session: Session, entry_ids: Iterable[int]) -> None:
