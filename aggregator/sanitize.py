@@ -139,9 +139,9 @@ _TITLE_CLEANER = nh3.Cleaner(tags=set(), clean_content_tags=_TEXT_DROPPED_WITH_C
 
 @lru_cache(maxsize=32)
 def _cleaner_for_base(base_url: str) -> nh3.Cleaner:
-    # A Cleaner costs microseconds, but entries of one feed may share a base.
-    # Most bases are an entry's own link, seen once: a longer cache only holds
-    # cleaners of about 10 KB each (5 MB per parser worker at 512).
+    # A Cleaner costs microseconds. Bases are a feed document's URL or an
+    # xml:base in it, so a document's entries share one or a few; a longer
+    # cache would only hold cleaners of about 10 KB each.
     return _content_cleaner(("rewrite_with_base", base_url))
 
 
@@ -154,7 +154,7 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
     """
     if not html:
         return ""
-    base = safe_url(base_url) if base_url else None
+    base = _safe_base(base_url) if base_url else None
     try:
         cleaner = _cleaner_for_base(base) if base else _CLEANER_WITHOUT_BASE
     except ValueError:
@@ -242,8 +242,9 @@ def truncate(text: str, max_length: int) -> str:
 
 @lru_cache(maxsize=256)
 def _safe_base(base_url: str) -> str | None:
-    # An entry's links are resolved against its feed's URL, the same for
-    # every entry of a document: checked once, not once per link.
+    # An entry's links and markup are resolved against its feed's URL (or an
+    # xml:base), the same for every entry of a document: checked once, not
+    # once per link.
     return safe_url(base_url)
 
 
