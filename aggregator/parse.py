@@ -305,7 +305,7 @@ def _xml_entry(entry: Mapping[str, Any], base: str, thread_prefixes: tuple[str, 
     comment_count = next((c for c in (slash, replies_count, total) if c is not None), None)
     published = _date(entry, "published") or _date(entry, "created")
     updated = _date(entry, "updated")
-    content_html, content_base = _content_html(dict.get(entry, "content"))
+    content_html, content_base = _content_and_base(dict.get(entry, "content"))
     summary = dict.get(entry, "summary_detail")
     return ParsedEntry(
         guid=_clean_opt(_text(dict.get(entry, "id")) or None),
@@ -374,7 +374,7 @@ def _entry_base(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _content_html(contents: Any) -> tuple[str, str | None]:
+def _content_and_base(contents: Any) -> tuple[str, str | None]:
     """The entry's content as HTML, and the base URI its relative links are
     resolved against (see ParsedEntry.content_base)."""
     if not isinstance(contents, list):
