@@ -8,6 +8,13 @@ keys, its canonical URL or its body fingerprint: a handful of index lookups
 whose cost does not grow with the number of stored posts, never a scan.
 aggregator.dedupe then decides which candidate, if any, is the same article.
 
+New keys go into ``dedupe_key_recent``, a small table that lookups read
+together with ``dedupe_key``, and move into ``dedupe_key`` in key order, a
+few thousand at a time (:func:`merge_recent_keys`, which the store calls).
+The keys are hashes, so filed one by one they land all over the big index:
+each transaction of a cold pass rewrote most of its leaf pages. Merged in
+key order, a run of keys that share a leaf page writes it once.
+
 ``split_entry`` undoes a merge (``aggregator duplicates split ID``) and
 remembers it in ``dedupe_split`` so that the next fetch does not merge the
 two again. Everything here works inside a Session the caller owns: the
@@ -48,18 +55,23 @@ from aggregator.tables import AppearanceRow, CommentFeedRow, EntryRow, SourceRow
 from aggregator.urls import canonical_url as canonical_url_of
 
 __all__ = [
+    "RECENT_KEYS_MERGE_AT",
     "DedupeKeyRow",
     "DedupeSplitRow",
     "DuplicateMatch",
+    "RecentKeyRow",
     "SplitError",
     "SplitResult",
     "appearances_to_split",
     "candidates",
+    "filed_keys",
     "find_duplicate",
     "index_post",
     "insert_keys",
     "keys_of",
+    "merge_recent_keys",
     "remove_keys",
+    "remove_keys_of",
     "resolve_entry",
     "split_entry",
 ]
@@ -67,6 +79,11 @@ __all__ = [
 #: Rows read per key: a key many posts share (a series title, a boilerplate
 #: body) is worth little, and must not make one lookup expensive.
 PER_KEY_LIMIT = 20
+#: Keys waiting in dedupe_key_recent at which the store merges them into
+#: dedupe_key (about 700 posts' worth). The recent table stays a few hundred
+#: KB, so that every transaction rewriting all of its pages costs little; a
+#: merge then writes each leaf page of dedupe_key that the keys fall in once.
+RECENT_KEYS_MERGE_AT = 16_384
 #: Candidate ranking: what a shared key says about being the same article.
 _SCORES = {"canonical_url": 100, "fingerprint": 50, "lead": 4, "title": 4, "band": 1}
 
@@ -87,6 +104,19 @@ class DedupeKeyRow(SQLModel, table=True):
 
     entry_id: int = Field(foreign_key="entry.id", primary_key=True)
     key: str = Field(max_length=64, primary_key=True)
+    kind: str = Field(max_length=8)
+
+
+class RecentKeyRow(SQLModel, table=True):
+    """A key filed since the last :func:`merge_recent_keys`; read like DedupeKeyRow."""
+
+    __tablename__ = "dedupe_key_recent"
+    # SQLite: one B-tree in key order, no rowid table and no second index.
+    # Lookups by entry (re-indexing, pruning, splits) scan it; it is small.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    key: str = Field(max_length=64, primary_key=True)
+    entry_id: int = Field(foreign_key="entry.id", primary_key=True)
     kind: str = Field(max_length=8)
 
 
@@ -172,20 +202,22 @@ def marks_present(session: Session, marks: Iterable[str]) -> set[str]:
     # values each time costs four times the query. Names are constants.
     slot = driver_slot(connection)
     for kind, values in by_kind.items():
-        table, column = _MARK_COLUMNS[kind]
+        tables, column = _MARK_COLUMNS[kind]
         ordered = sorted(set(values))
         for start in range(0, len(ordered), 500):
             chunk = ordered[start:start + 500]
-            sql = (f'SELECT DISTINCT "{column}" FROM {table} '
-                   f'WHERE "{column}" IN ({", ".join([slot] * len(chunk))})')
+            slots = ", ".join([slot] * len(chunk))
+            sql = " UNION ".join(f'SELECT "{column}" FROM {table} WHERE "{column}" IN ({slots})'
+                                 for table in tables)
             present.update(kind + value for (value,) in
-                           connection.exec_driver_sql(sql, tuple(chunk)) if value is not None)
+                           connection.exec_driver_sql(sql, tuple(chunk) * len(tables))
+                           if value is not None)
     return present
 
 
-#: Where each kind of mark is looked up: (table, column).
-_MARK_COLUMNS = {"k": ("dedupe_key", "key"), "u": ("entry", "canonical_url"),
-                 "f": ("entry", "fingerprint")}
+#: Where each kind of mark is looked up: (tables, column).
+_MARK_COLUMNS = {"k": (("dedupe_key", "dedupe_key_recent"), "key"),
+                 "u": (("entry",), "canonical_url"), "f": (("entry",), "fingerprint")}
 
 
 def marks_of(entry: ArticleSource | Article) -> set[str]:
@@ -214,8 +246,13 @@ def _lookup_statement(kinds: tuple[str, ...]) -> CompoundSelect:
             bounded = (select(col(EntryRow.id).label("entry_id")).where(column == value)
                        .order_by(col(EntryRow.id).desc()))
         else:
-            bounded = (select(DedupeKeyRow.entry_id).where(DedupeKeyRow.key == value)
-                       .order_by(col(DedupeKeyRow.entry_id).desc()))
+            # The newest per_key of each table, then of both together.
+            newest = [
+                select(table.entry_id).where(table.key == value)
+                .order_by(col(table.entry_id).desc()).limit(bindparam("per_key")).subquery()
+                for table in (DedupeKeyRow, RecentKeyRow)]
+            both = union_all(*(select(part.c.entry_id) for part in newest)).subquery()
+            bounded = select(both.c.entry_id).order_by(both.c.entry_id.desc())
         subquery = bounded.limit(bindparam("per_key")).subquery()
         lookups.append(select(subquery.c.entry_id, literal(_SCORES[kind]).label("score")))
     return union_all(*lookups)
@@ -273,14 +310,24 @@ def index_post(session: Session, entry_row_id: int, entry: ArticleSource | Artic
     keys = dict(keys_of(entry))
     if not keys:
         return
-    present = set() if new else set(session.exec(select(DedupeKeyRow.key).where(
-        DedupeKeyRow.entry_id == entry_row_id, col(DedupeKeyRow.key).in_(list(keys)))))
+    present = {} if new else filed_keys(session, entry_row_id)
     insert_keys(session, [(entry_row_id, key, kind)
                           for key, kind in keys.items() if key not in present])
 
 
+def filed_keys(session: Session, entry_row_id: int) -> dict[str, str]:
+    """The keys *entry_row_id* is filed under, merged or recent: key → kind."""
+    return dict(session.execute(union_all(*(
+        select(table.key, table.kind).where(table.entry_id == entry_row_id)
+        for table in (DedupeKeyRow, RecentKeyRow)))).all())
+
+
 def insert_keys(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
-    """File posts under keys: (entry_id, key, kind) rows, none filed yet."""
+    """File posts under keys: (entry_id, key, kind) rows, none filed yet.
+
+    They go into dedupe_key_recent; ``session.info["recent_keys"]`` counts
+    them, for the store to merge once enough have gathered.
+    """
     if not rows:
         return
     # Through the driver: a cold pass files some 22 keys per post, and
@@ -288,13 +335,42 @@ def insert_keys(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
     connection = session.connection()
     slot = driver_slot(connection)
     connection.exec_driver_sql(
-        f'INSERT INTO dedupe_key (entry_id, "key", kind) VALUES ({slot}, {slot}, {slot})',
+        f'INSERT INTO dedupe_key_recent (entry_id, "key", kind) VALUES ({slot}, {slot}, {slot})',
         list(rows))
+    session.info["recent_keys"] = session.info.get("recent_keys", 0) + len(rows)
+
+
+def merge_recent_keys(session: Session) -> int:
+    """Move every key of dedupe_key_recent into dedupe_key, in key order; how many.
+
+    One statement on PostgreSQL, so that keys another worker files meanwhile
+    are either moved or left for the next merge, never deleted unmoved;
+    SQLite's single writer makes the two statements one step.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql(
+            'WITH moved AS (DELETE FROM dedupe_key_recent RETURNING entry_id, "key", kind) '
+            'INSERT INTO dedupe_key (entry_id, "key", kind) '
+            'SELECT entry_id, "key", kind FROM moved ORDER BY "key", entry_id '
+            "ON CONFLICT DO NOTHING").rowcount
+    # OR IGNORE, like ON CONFLICT above: nothing files a key twice, but
+    # should both tables hold one, the merge keeps it once instead of failing.
+    connection.exec_driver_sql(
+        'INSERT OR IGNORE INTO dedupe_key (entry_id, "key", kind) '
+        'SELECT entry_id, "key", kind FROM dedupe_key_recent ORDER BY "key", entry_id')
+    return connection.exec_driver_sql("DELETE FROM dedupe_key_recent").rowcount
 
 
 def remove_keys(session: Session, entry_row_id: int) -> None:
     """Forget every key of *entry_row_id* (before re-indexing it, or when it is pruned)."""
-    session.execute(delete(DedupeKeyRow).where(col(DedupeKeyRow.entry_id) == entry_row_id))
+    remove_keys_of(session, [entry_row_id])
+
+
+def remove_keys_of(session: Session, entry_row_ids: Sequence[int]) -> None:
+    """Forget every key of these posts (at most a few hundred ids at a time)."""
+    for table in (DedupeKeyRow, RecentKeyRow):
+        session.execute(delete(table).where(col(table.entry_id).in_(list(entry_row_ids))))
 
 
 # ---------------------------------------------------------------------- split

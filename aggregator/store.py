@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
-    delete,
     event,
     func,
     insert,
@@ -268,6 +267,9 @@ class Store:
         # SQLite allows one writer; serializing our own writers avoids
         # busy-waiting on the file lock inside one process.
         self._write_lock = threading.Lock() if self.is_sqlite else _NoLock()
+        #: Dedupe keys in dedupe_key_recent, as far as this process knows
+        #: (None: not counted yet); see _filed_recent_keys.
+        self._recent_keys: int | None = None
 
     @property
     def safe_url(self) -> str:
@@ -367,6 +369,8 @@ class Store:
                     index.create(connection, checkfirst=True)
                 added = topic_index.backfill(connection)
                 log.info("filed %d topic row(s) of stored posts", added)
+            # 3: dedupe_key_recent is a new table, which create_all made; the
+            # keys already in dedupe_key stay there.
             connection.execute(update(MetaRow).where(MetaRow.key == "schema_version")
                                .values(value=str(SCHEMA_VERSION)))
             connection.commit()
@@ -931,13 +935,18 @@ class Store:
         """
         if len(jobs) > 1:
             with self._write_lock, Session(self.engine) as session:
+                reports: list[IngestReport | Exception] | None = None
                 try:
                     self._lock_ingest(session)
-                    reports: list[IngestReport | Exception] = [job(session) for job in jobs]
+                    reports = [job(session) for job in jobs]
                     session.commit()
-                    return reports
                 except Exception:
                     session.rollback()
+                    reports = None
+                filed = session.info.pop("recent_keys", 0)
+            if reports is not None:
+                self._filed_recent_keys(filed)
+                return reports
         results: list[IngestReport | Exception] = []
         for job in jobs:
             try:
@@ -1107,12 +1116,44 @@ class Store:
                     self._lock_ingest(session)
                     report = work(session)
                     session.commit()
-                    return report
                 except (IntegrityError, OperationalError):
                     session.rollback()
                     if attempt == 2:
                         raise
+                    continue
+                filed = session.info.pop("recent_keys", 0)
+            self._filed_recent_keys(filed)
+            return report
         raise AssertionError("unreachable")
+
+    def _filed_recent_keys(self, filed: int) -> None:
+        """After an ingest commit that filed *filed* dedupe keys: merge the
+        recent keys once enough have gathered.
+
+        Counted per process, from what this process filed (and, the first
+        time, what the table holds): several workers each merge on their own
+        count, and the recent table stays small either way.
+        """
+        if not filed:
+            return
+        if self._recent_keys is None:
+            with Session(self.engine) as reading:
+                self._recent_keys = reading.exec(
+                    select(func.count()).select_from(dedupe_index.RecentKeyRow)).one()
+        else:
+            self._recent_keys += filed
+        if self._recent_keys >= dedupe_index.RECENT_KEYS_MERGE_AT:
+            self.merge_recent_keys()
+
+    def merge_recent_keys(self) -> int:
+        """Move the recent dedupe keys into the big index now (see aggregator.dedupe_index)."""
+        with self._write_lock, Session(self.engine) as session:
+            self._lock_ingest(session)
+            moved = dedupe_index.merge_recent_keys(session)
+            session.commit()
+        self._recent_keys = 0
+        log.debug("merged %d recent dedupe key(s)", moved)
+        return moved
 
     # ------------------------------------------------------------------ duplicates
 
@@ -1168,8 +1209,7 @@ class Store:
                 ).values(**emptied))
                 # Pruned posts keep their appearances (so they are recognised
                 # and not re-added) but no longer attract new copies by text.
-                session.execute(delete(dedupe_index.DedupeKeyRow).where(
-                    col(dedupe_index.DedupeKeyRow.entry_id).in_(chunk)))
+                dedupe_index.remove_keys_of(session, chunk)
                 topic_index.forget_entries(session, chunk)
             session.commit()
         return len(post_ids)

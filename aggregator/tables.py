@@ -21,7 +21,9 @@ from sqlmodel import Field, SQLModel
 
 #: 2: the entry_topic table (aggregator.topic_index) and the newest-first
 #: indexes on entry; Store._migrate upgrades a version-1 store in place.
-SCHEMA_VERSION = 2
+#: 3: dedupe_key_recent (aggregator.dedupe_index), where new dedupe keys wait
+#: to be merged. An older aggregator would neither read nor merge them.
+SCHEMA_VERSION = 3
 
 
 class SourceRow(SQLModel, table=True):

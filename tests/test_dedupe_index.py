@@ -17,13 +17,16 @@ from aggregator.dedupe_index import (
     PER_KEY_LIMIT,
     DedupeKeyRow,
     DedupeSplitRow,
+    RecentKeyRow,
     SplitError,
     appearances_to_split,
     candidates,
+    filed_keys,
     find_duplicate,
     index_post,
     marks_of,
     marks_present,
+    merge_recent_keys,
     remove_keys,
     resolve_entry,
     split_entry,
@@ -136,7 +139,7 @@ def test_the_canonical_url_and_fingerprint_find_posts_without_keys(session: Sess
     post = entry(*seed_post("000"), "https://a.example/open-source")
     row = add_post(session, a, post)
     remove_keys(session, row.id or 0)
-    assert session.exec(select(DedupeKeyRow).where(DedupeKeyRow.entry_id == row.id)).all() == []
+    assert filed_keys(session, row.id or 0) == {}
     variant = entry(*seed_post("000"), "http://www.a.example/open-source/?utm_source=rss")
     assert [r.id for r in candidates(session, variant)] == [row.id]
     match = find_duplicate(session, variant)
@@ -175,18 +178,20 @@ def test_a_post_with_a_candidate_always_has_a_mark_present(session: Session):
 def test_index_post_is_idempotent_and_adds_the_keys_of_each_copy(session: Session):
     a, b = add_source(session, "a"), add_source(session, "b")
     row = add_post(session, a, entry(*seed_post("000"), "https://a.example/x"))
-    before = set(session.exec(select(DedupeKeyRow.key).where(DedupeKeyRow.entry_id == row.id)))
+    before = filed_keys(session, row.id or 0)
+    assert len(before) == 22
     index_post(session, row.id or 0, entry(*seed_post("000"), "https://a.example/x"))
     session.flush()
-    assert set(session.exec(
-        select(DedupeKeyRow.key).where(DedupeKeyRow.entry_id == row.id))) == before
+    assert filed_keys(session, row.id or 0) == before
+    merge_recent_keys(session)  # the next copy's keys are checked against merged ones
+    index_post(session, row.id or 0, entry(*seed_post("000"), "https://a.example/x"))
+    assert filed_keys(session, row.id or 0) == before
     title, paragraphs = seed_post("000")
     rewritten = [*paragraphs[:3], paragraphs[3][::-1], *paragraphs[4:]]
     add_post(session, b, entry(title, rewritten, "https://b.example/y"), into=row)
-    after = set(session.exec(select(DedupeKeyRow.key).where(DedupeKeyRow.entry_id == row.id)))
-    assert before < after
-    kinds = set(session.exec(select(DedupeKeyRow.kind).where(DedupeKeyRow.entry_id == row.id)))
-    assert kinds == {"band", "lead", "title"}
+    after = filed_keys(session, row.id or 0)
+    assert before.items() < after.items()
+    assert set(after.values()) == {"band", "lead", "title"}
 
 
 def test_a_key_many_posts_share_is_read_only_up_to_its_limit(session: Session):
@@ -199,6 +204,41 @@ def test_a_key_many_posts_share_is_read_only_up_to_its_limit(session: Session):
     found = candidates(session, entry(title, paragraphs, "https://q.example/1"), limit=50)
     assert len(found) == PER_KEY_LIMIT
     assert len(candidates(session, entry(title, paragraphs, "https://q.example/1"), limit=5)) == 5
+
+
+def test_recent_keys_are_merged_in_one_step_and_found_in_either_table(session: Session):
+    a = add_source(session, "a")
+    original = add_post(session, a, entry(*seed_post("000"), "https://a.example/x"))
+    assert merge_recent_keys(session) == 22
+    assert count_keys(session, "dedupe_key_recent", original.id) == 0
+    assert merge_recent_keys(session) == 0
+    other = add_post(session, a, entry(*seed_post("001"), "https://a.example/y"))
+    # One post's keys merged, the other's recent: lookups and marks see both.
+    for post, row in ((edited_000("https://b.example/gastblog"), original),
+                      (entry(*seed_post("001"), "https://c.example/kopie"), other)):
+        assert [r.id for r in candidates(session, post)][:1] == [row.id]
+        assert {m for m in marks_present(session, marks_of(post)) if m[0] == "k"}
+        match = find_duplicate(session, post)
+        assert match is not None and match.entry.id == row.id
+    merge_recent_keys(session)
+    assert filed_keys(session, other.id or 0) and count_keys(
+        session, "dedupe_key_recent", other.id) == 0
+    remove_keys(session, original.id or 0)
+    add_post(session, a, entry(*seed_post("002"), "https://a.example/z"))
+    assert count_keys(session, "dedupe_key", original.id) == 0
+
+
+def test_the_per_key_limit_spans_both_tables_newest_first(session: Session):
+    a = add_source(session, "a")
+    title, paragraphs = seed_post("000")
+    ids = []
+    for number in range(PER_KEY_LIMIT + 6):
+        body = [f"Aflevering {number} over iets anders: " + p[::-1] for p in paragraphs[:3]]
+        ids.append(add_post(session, a, entry(title, body, f"https://a.example/{number}")).id)
+        if number == PER_KEY_LIMIT // 2:
+            merge_recent_keys(session)  # the older half merged, the newer half recent
+    found = candidates(session, entry(title, paragraphs, "https://q.example/1"), limit=50)
+    assert sorted(r.id for r in found) == sorted(ids)[-PER_KEY_LIMIT:]
 
 
 def test_candidate_lookup_uses_indexes_not_scans(tmp_path: Path) -> None:
@@ -214,7 +254,9 @@ def test_candidate_lookup_uses_indexes_not_scans(tmp_path: Path) -> None:
 
     event.listen(store.engine, "before_cursor_execute", remember)
     try:
-        candidates(session, edited_000("https://b.example/y"))
+        probe = edited_000("https://b.example/y")
+        candidates(session, probe)
+        marks_present(session, marks_of(probe))
     finally:
         event.remove(store.engine, "before_cursor_execute", remember)
     plans = [
@@ -341,14 +383,23 @@ def test_a_third_source_must_be_named(session: Session, merged):
     assert len(appearances_to_split(session, post.id or 0, "c")) == 1
 
 
-def test_a_key_is_stored_once_per_post(session: Session):
+def count_keys(session: Session, table: str, entry_id: int | None) -> int:
+    return session.execute(text(f"SELECT count(*) FROM {table} WHERE entry_id = :id"),
+                           {"id": entry_id}).scalar() or 0
+
+
+@pytest.mark.parametrize("row_type", [RecentKeyRow, DedupeKeyRow])
+def test_a_key_is_stored_once_per_post(session: Session, row_type: type) -> None:
     a = add_source(session, "a")
     row = add_post(session, a, entry(*seed_post("000"), "https://a.example/x"))
     session.commit()
-    count = session.execute(text("SELECT count(*) FROM dedupe_key WHERE entry_id = :id"),
-                            {"id": row.id}).scalar()
-    assert count == 22  # 20 bands, the lead, the title
-    key = session.exec(select(DedupeKeyRow.key).where(DedupeKeyRow.entry_id == row.id)).first()
-    session.add(DedupeKeyRow(entry_id=row.id or 0, key=key or "", kind="band"))
+    assert count_keys(session, "dedupe_key_recent", row.id) == 22  # 20 bands, lead, title
+    assert count_keys(session, "dedupe_key", row.id) == 0
+    if row_type is DedupeKeyRow:
+        assert merge_recent_keys(session) == 22
+        session.commit()
+        assert count_keys(session, "dedupe_key", row.id) == 22
+    key = next(iter(filed_keys(session, row.id or 0)))
+    session.add(row_type(entry_id=row.id or 0, key=key, kind="band"))
     with pytest.raises(IntegrityError):
         session.commit()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aggregator import dedupe_index
 from aggregator.config import SourceConfig
 from aggregator.normalize import normalize_entry
 from aggregator.store import SourceState, Store, Unchanged
@@ -369,6 +370,66 @@ def test_a_failing_document_fails_alone_and_the_rest_of_its_batch_is_stored(
     assert len(calls) == 2
     assert store.counts() == {"post": 2}
     assert (claim(store, "a").etag, claim(store, "b").etag) == ('"a"', '"b"')
+
+
+def key_rows(store: Store) -> tuple[int, int]:
+    """Rows in (dedupe_key, dedupe_key_recent)."""
+    with store.engine.connect() as connection:
+        return tuple(connection.exec_driver_sql(  # type: ignore[return-value]
+            f"SELECT count(*) FROM {table}").scalar_one()
+            for table in ("dedupe_key", "dedupe_key_recent"))
+
+
+def test_new_dedupe_keys_wait_in_the_recent_table_until_enough_gather(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dedupe_index, "RECENT_KEYS_MERGE_AT", 50)
+    sources = [SourceConfig(name=n, url=f"https://{n}.example/feed/") for n in "abc"]
+    store = Store(database_url)
+    store.sync_sources(sources, NOW)
+    original = parsed("a-1", "https://a.example/p1", title="Merken", body=distinct_body(1))
+    ingest(store, claim(store, "a"), original)
+    merged, first = key_rows(store)
+    assert merged == 0 and 20 <= first <= 22  # 20 bands, the lead if any, the title
+    store.ingest_batch([source_job(store, claim(store, "a"), original,
+                                   parsed("a-2", "https://a.example/p2", title="Video",
+                                          body=distinct_body(2)))])
+    merged, recent = key_rows(store)
+    assert merged == 0 and first + 20 <= recent < 50
+    store.close()
+    # Another process counts what the table holds before adding its own.
+    store = Store(database_url)
+    ingest(store, claim(store, "b"), parsed("b-1", "https://b.example/p1", title="Data",
+                                            body=distinct_body(3)))
+    merged, left = key_rows(store)
+    assert merged >= 50 and left == 0
+    # Merged keys find copies as recent ones did: a light edit elsewhere joins a-1.
+    copy = parsed("c-1", "https://c.example/kopie", title="Merken",
+                  body=distinct_body(1) + " Een zin die de kopie toevoegt.")
+    assert ingest(store, claim(store, "c"), copy).merged_posts == 1
+    assert store.counts() == {"post": 3}
+    # Pruning forgets the keys in both tables.
+    assert store.prune(published_before=datetime(2010, 1, 1, tzinfo=UTC)) == 3
+    assert key_rows(store) == (0, 0)
+    store.close()
+
+
+def test_a_version_2_store_gets_the_recent_key_table(database_url: str) -> None:
+    store = Store(database_url)
+    store.sync_sources([SourceConfig(name="a", url="https://a.example/feed/"),
+                        SourceConfig(name="b", url="https://b.example/feed/")], NOW)
+    ingest(store, claim(store, "a"), parsed("a-1", "https://a.example/p1"))
+    store.merge_recent_keys()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE dedupe_key_recent")
+        connection.exec_driver_sql("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    store = Store(database_url)
+    assert store.get_meta("schema_version") == "3"
+    assert key_rows(store) == (22, 0)
+    copy = parsed("b-1", "https://b.example/kopie", body=BODY + " Met een extra zin.")
+    assert ingest(store, claim(store, "b"), copy).merged_posts == 1
+    store.close()
 
 
 def test_sqlite_connections_get_the_larger_cache_and_in_memory_temp_files(tmp_path) -> None:

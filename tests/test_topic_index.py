@@ -14,7 +14,7 @@ from test_store import distinct_body, fetched, normalized, parsed
 
 from aggregator.config import SourceConfig
 from aggregator.store import Store, StoredPost
-from aggregator.tables import EntryRow
+from aggregator.tables import SCHEMA_VERSION, EntryRow
 from aggregator.topic_index import EntryTopicRow
 from aggregator.types import NormalizedEntry, ParsedEntry, ParsedFeed
 
@@ -133,7 +133,9 @@ def test_split_gives_both_sides_their_topic_rows(store: Store) -> None:
 
 def downgrade_to_version_1(store: Store) -> None:
     """Make the store look as schema version 1 left it."""
+    store.merge_recent_keys()  # version 1 had only dedupe_key
     with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE dedupe_key_recent"))
         connection.execute(text("DROP TABLE entry_topic"))
         connection.execute(text("DROP INDEX ix_entry_newest"))
         connection.execute(text("DROP INDEX ix_entry_newest_by_language"))
@@ -167,7 +169,7 @@ def test_a_version_1_store_is_upgraded_in_place(database_url: str) -> None:
     assert errors == [] and len(stores) == 3
     upgraded = stores[0]
     try:
-        assert upgraded.get_meta("schema_version") == "2"
+        assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert filed(upgraded) == expected
         assert newest_in(upgraded, "video") == ["Een video over merken"]
         with upgraded.engine.connect() as connection:
