@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import numpy as np
 
-from aggregator.folding import fold, fold_rest
+from aggregator.folding import fold, fold_rest, words_of
 from aggregator.urls import site_host
 
 __all__ = [
@@ -223,13 +223,15 @@ class ArticleSource(Protocol):
     def fingerprint(self) -> str | None: ...
 
 
-def _words(entry: ArticleSource) -> list[str]:
+def _words(entry: ArticleSource) -> tuple[str, ...]:
     """The words of *entry*'s body, folded, boilerplate removed."""
     # normalize builds text as f"{title} {body}"; the store keeps it cut.
     text = entry.text[:TEXT_LIMIT]
     title = entry.title
     folded = fold_rest(text, title) if title and text.startswith(title) else fold(text)
-    return _WORD.findall(_cut_sentences(folded))
+    # Usually nothing is cut, and these are the words of the fingerprint
+    # (normalize._fingerprint), found again in words_of's memory.
+    return words_of(_cut_sentences(folded))
 
 
 def article_text(entry: ArticleSource) -> str:

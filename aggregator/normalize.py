@@ -11,12 +11,11 @@ the entry was first seen is an argument.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregator.folding import fold_rest
+from aggregator.folding import fold_rest, words_of
 from aggregator.language import detect_language
 from aggregator.sanitize import (
     clean_text,
@@ -44,8 +43,6 @@ DERIVED_TITLE_LENGTH = 80
 UNTITLED = "(untitled)"
 #: Before this no blog existed; such a date is a placeholder (epoch 0, 1900).
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
-
-_WORD = re.compile(r"[^\W_]+")
 
 
 def _sha256(text: str) -> str:
@@ -107,7 +104,7 @@ def _fingerprint(text: str, title: str) -> str | None:
     # Body only, never the title: a copy retitled "Gastblog: …" is still a copy.
     # text is f"{title} {body}": its body folded is the text's, remembered for
     # dedupe and topics, which fold the whole text again.
-    words = _WORD.findall(fold_rest(text, title))
+    words = words_of(fold_rest(text, title))
     if len(words) < MIN_FINGERPRINT_WORDS:
         return None
     return _sha256(" ".join(words))

@@ -64,3 +64,29 @@ def test_a_remembered_text_is_found_by_an_equal_one_and_memory_stays_bounded() -
     forget()
     assert not folding._recent and folding._recent_chars == 0
     assert fold(text) == reference(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(PIECES, st.integers(0, 300))
+def test_words_of_are_the_runs_of_letters_and_digits_remembered_or_not(
+    text: str, padding: int,
+) -> None:
+    folded = fold("ab_12 " * padding + text)
+    expected = tuple(re.findall(r"[^\W_]+", folded))
+    assert folding.words_of(folded) == expected
+    assert folding.words_of("".join(list(folded))) == expected  # from memory, if long
+
+
+def test_remembered_words_are_shared_bounded_and_forgotten() -> None:
+    forget()
+    body = fold("Één merk, één community_manager en 12 fans. " * 20)
+    first = folding.words_of(body)
+    assert "community" in first and "manager" in first and "12" in first
+    assert folding.words_of(body[:len(body)]) is first  # a fingerprint, then dedupe
+    for number in range(2000):
+        folding.words_of(f"{number} woorden genoeg " * 30)
+    assert 0 < folding._recent_words_chars <= folding._REMEMBERED_WORD_CHARS
+    assert folding._recent_words_chars == sum(map(len, folding._recent_words))
+    assert body not in folding._recent_words
+    forget()
+    assert not folding._recent_words and folding._recent_words_chars == 0
