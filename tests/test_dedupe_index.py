@@ -206,10 +206,14 @@ def test_a_key_many_posts_share_is_read_only_up_to_its_limit(session: Session):
     assert len(candidates(session, entry(title, paragraphs, "https://q.example/1"), limit=5)) == 5
 
 
-def test_recent_keys_are_merged_in_one_step_and_found_in_either_table(session: Session):
+def test_recent_keys_are_merged_in_one_step_and_found_in_either_table(
+    session: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dedupe_index, "_MERGE_SLICE", 5)  # SQLite merges in slices
     a = add_source(session, "a")
     original = add_post(session, a, entry(*seed_post("000"), "https://a.example/x"))
     assert merge_recent_keys(session) == 22
+    assert count_keys(session, "dedupe_key", original.id) == 22
     assert count_keys(session, "dedupe_key_recent", original.id) == 0
     assert merge_recent_keys(session) == 0
     other = add_post(session, a, entry(*seed_post("001"), "https://a.example/y"))
