@@ -84,9 +84,11 @@ def words_of(folded: str) -> tuple[str, ...]:
         return found
     found = tuple(_WORD.findall(folded))
     with _recent_lock:
+        # Oldest first out; the count is of the keys' characters.
         while _recent_words and _recent_words_chars + len(folded) > _REMEMBERED_WORD_CHARS:
-            _recent_words_chars -= len(next(iter(_recent_words)))
-            del _recent_words[next(iter(_recent_words))]
+            oldest = next(iter(_recent_words))
+            del _recent_words[oldest]
+            _recent_words_chars -= len(oldest)
         if len(folded) <= _REMEMBERED_WORD_CHARS:
             _recent_words[folded] = found
             _recent_words_chars += len(folded)
