@@ -9,8 +9,9 @@ whose cost does not grow with the number of stored posts, never a scan.
 aggregator.dedupe then decides which candidate, if any, is the same article.
 
 New keys go into ``dedupe_key_recent``, a small table that lookups read
-together with ``dedupe_key``, and move into ``dedupe_key`` in key order, a
-few thousand at a time (:func:`merge_recent_keys`, which the store calls).
+together with ``dedupe_key``, and move into ``dedupe_key`` in key order,
+RECENT_KEYS_MERGE_AT at a time (:func:`merge_recent_keys`, which the store
+calls).
 The keys are hashes, so filed one by one they land all over the big index:
 each transaction of a cold pass rewrote most of its leaf pages. Merged in
 key order, a run of keys that share a leaf page writes it once.
