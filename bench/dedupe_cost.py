@@ -215,9 +215,10 @@ def main() -> None:
             finally:
                 if arguments.database:
                     with store.engine.begin() as connection:
-                        connection.execute(text("DROP TABLE dedupe_split, dedupe_key, "
-                                                "comment_feed, appearance, entry, source, meta "
-                                                "CASCADE"))
+                        connection.execute(text(
+                            "DROP TABLE dedupe_split, dedupe_key, dedupe_key_recent, "
+                            "entry_topic, comment_feed, appearance, entry, source, meta "
+                            "CASCADE"))
                 store.close()
 
 
