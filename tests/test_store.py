@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import Session, select
 
 from aggregator import dedupe_index
 from aggregator.config import SourceConfig
 from aggregator.normalize import normalize_entry
 from aggregator.store import SourceState, Store, Unchanged
+from aggregator.tables import EntryRow
 from aggregator.types import FetchResult, ParsedEntry, ParsedFeed, Validators
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -412,6 +414,46 @@ def test_new_dedupe_keys_wait_in_the_recent_table_until_enough_gather(
     assert store.prune(published_before=datetime(2010, 1, 1, tzinfo=UTC)) == 3
     assert key_rows(store) == (0, 0)
     store.close()
+
+
+def test_workers_filing_and_merging_keys_at_once_lose_none(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three stores (as three workers) file keys and merge them, often at once:
+    # every key of every post ends up filed exactly once, merged or recent.
+    monkeypatch.setattr(dedupe_index, "RECENT_KEYS_MERGE_AT", 30)
+    names = ["w0", "w1", "w2"]
+    stores = [Store(database_url) for _ in names]
+    stores[0].sync_sources([SourceConfig(name=n, url=f"https://{n}.example/feed/")
+                            for n in names], NOW)
+    errors: list[BaseException] = []
+
+    def work(store: Store, name: str, number: int) -> None:
+        try:
+            for post in range(5):
+                state = claim(store, name)
+                ingest(store, state, parsed(f"{name}-{post}", f"https://{name}.example/{post}",
+                                            title=f"Post {name} {post}",
+                                            body=distinct_body(100 * number + post)))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(store, name, number))
+               for number, (store, name) in enumerate(zip(stores, names, strict=True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stores[0].counts() == {"post": 15}
+    with Session(stores[0].engine) as session:
+        filed = [dedupe_index.filed_keys(session, entry_id)
+                 for entry_id in session.exec(select(EntryRow.id))]
+    assert len(filed) == 15 and all(len(keys) >= 20 for keys in filed)
+    merged, recent = key_rows(stores[0])
+    assert merged > 0 and merged + recent == sum(map(len, filed))
+    for store in stores:
+        store.close()
 
 
 def test_a_version_2_store_gets_the_recent_key_table(database_url: str) -> None:
