@@ -103,7 +103,8 @@ def _categories(terms: tuple[str, ...]) -> tuple[str, ...]:
 def _fingerprint(text: str, title: str) -> str | None:
     # Body only, never the title: a copy retitled "Gastblog: …" is still a copy.
     # text is f"{title} {body}": its body folded is the text's, remembered for
-    # dedupe and topics, which fold the whole text again.
+    # dedupe and topics, which fold the whole text again; dedupe finds these
+    # words again too (folding.words_of).
     words = words_of(fold_rest(text, title))
     if len(words) < MIN_FINGERPRINT_WORDS:
         return None

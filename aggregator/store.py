@@ -268,7 +268,7 @@ class Store:
         # busy-waiting on the file lock inside one process.
         self._write_lock = threading.Lock() if self.is_sqlite else _NoLock()
         #: Dedupe keys in dedupe_key_recent, as far as this process knows
-        #: (None: not counted yet); see _filed_recent_keys.
+        #: (None: not counted yet); see _note_filed_keys.
         self._recent_keys: int | None = None
 
     @property
@@ -945,7 +945,7 @@ class Store:
                     reports = None
                 filed = session.info.pop("recent_keys", 0)
             if reports is not None:
-                self._filed_recent_keys(filed)
+                self._note_filed_keys(filed)
                 return reports
         results: list[IngestReport | Exception] = []
         for job in jobs:
@@ -1122,12 +1122,12 @@ class Store:
                         raise
                     continue
                 filed = session.info.pop("recent_keys", 0)
-            self._filed_recent_keys(filed)
+            self._note_filed_keys(filed)
             return report
         raise AssertionError("unreachable")
 
-    def _filed_recent_keys(self, filed: int) -> None:
-        """After an ingest commit that filed *filed* dedupe keys: merge the
+    def _note_filed_keys(self, filed: int) -> None:
+        """After an ingest commit: count the *filed* dedupe keys, and merge the
         recent keys once enough have gathered.
 
         Counted per process, from what this process filed (and, the first
