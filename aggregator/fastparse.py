@@ -36,6 +36,8 @@ from urllib.parse import urljoin
 import feedparser
 from feedparser.api import StrictFeedParser
 from feedparser.datetimes import _parse_date
+from feedparser.encodings import lazy_chardet_encoding
+from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
@@ -49,6 +51,7 @@ from aggregator.parse import (
     MAX_ENTRIES,
     _alternate_link,
     _author,
+    _bozo_warning,
     _clean,
     _clean_opt,
     _comments_feed,
@@ -136,6 +139,9 @@ _WIDE_ENCODINGS = frozenset({"u16", "utf-16", "utf16", "utf_16", "u32", "utf-32"
 _XML_TYPES = frozenset({"application/xml", "application/xml-dtd",
                         "application/xml-external-parsed-entity"})
 _TEXT_XML_TYPES = frozenset({"text/xml", "text/xml-external-parsed-entity"})
+#: Where feedparser asks chardet, when it is installed, for its guess.
+_CHARDET = object()
+_CHARDET_INSTALLED = lazy_chardet_encoding is not None
 _CP1252_RANGE = re.compile("[\x80-\x9f]")
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
 
@@ -179,16 +185,21 @@ def fast_parse(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed 
 # --------------------------------------------------------------------------- bytes -> tree
 
 
-def _decode(body: bytes, headers: Mapping[str, str]) -> bytes:
+def _decode(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, str | None]:
     """The body as UTF-8 without its XML declaration, as feedparser would read it.
 
-    Mirrors feedparser's choice of encoding (RFC 3023 and the declaration) and
-    refuses every case in which feedparser would report a problem (bozo), since
-    that changes the warning and may change the parser it uses.
+    Mirrors feedparser's choice of encoding (RFC 3023, the declaration, then
+    its fixed list of fallbacks) and the complaint it then records: a media
+    type that is not XML's, or an encoding it had to override (text/xml
+    without a charset is US-ASCII by RFC 3023, and nearly every such feed is
+    in fact UTF-8). Returns the data and that complaint, as parse.py words
+    it, or None. Refuses what feedparser reads with another parser.
     """
     data = body
+    bom_encoding = ""
     if data.startswith(codecs.BOM_UTF8):
         data = data[3:]
+        bom_encoding = "utf-8"
     elif data[:2] in (b"\xfe\xff", b"\xff\xfe") or data[:4] in (
             b"\x4c\x6f\xa7\x94", b"\x00\x3c\x00\x3f", b"\x3c\x00\x3f\x00",
             b"\x00\x00\x00\x3c", b"\x3c\x00\x00\x00"):
@@ -197,28 +208,57 @@ def _decode(body: bytes, headers: Mapping[str, str]) -> bytes:
     xml_encoding = declared.group(1).decode("utf-8").lower() if declared else ""
     if xml_encoding in _WIDE_ENCODINGS:
         raise _Unsure
-    content_type, charset = _content_type(headers.get("content-type"))
+    header = headers.get("content-type")
+    content_type, charset = _content_type(header)
+    acceptable = True
     if content_type is None:
-        raise _Unsure  # feedparser flags a missing Content-Type
-    if content_type in _XML_TYPES or (content_type.startswith("application/")
-                                      and content_type.endswith("+xml")):
+        # feedparser always has headers here (parse.py passes Content-Location).
+        encoding = xml_encoding or "iso-8859-1"
+        acceptable = False
+    elif content_type in _XML_TYPES or (content_type.startswith("application/")
+                                        and content_type.endswith("+xml")):
         encoding = charset or xml_encoding or "utf-8"
     elif content_type in _TEXT_XML_TYPES or (content_type.startswith("text/")
                                              and content_type.endswith("+xml")):
         encoding = charset or "us-ascii"
+    elif content_type.startswith("text/"):
+        encoding = charset or "us-ascii"
+        acceptable = False
     else:
-        raise _Unsure  # not an XML media type: feedparser flags it
+        encoding = xml_encoding or "utf-8"
+        acceptable = False
     if "gb2312" in (encoding.lower(), xml_encoding):
         raise _Unsure  # feedparser reads it as gb18030
-    try:
-        codec = codecs.lookup(encoding).name
-        text = data.decode(encoding)
-    except (LookupError, UnicodeDecodeError, ValueError) as exc:
-        raise _Unsure from exc  # feedparser would try others and flag an override
-    if codec != "utf-8":
+    complaint: Exception | None = None
+    if not acceptable:
+        complaint = NonXMLContentType(
+            "no Content-type specified" if header is None
+            else f"{header} is not an XML media type")
+    tried: list[str] = []
+    for proposed in (encoding, xml_encoding, bom_encoding, _CHARDET, "utf-8",
+                     "windows-1252", "iso-8859-2"):
+        if proposed is _CHARDET:
+            if _CHARDET_INSTALLED:
+                raise _Unsure  # its guess is not replayed here
+            continue
+        if not proposed or proposed in tried:
+            continue
+        tried.append(proposed)
+        try:
+            text = data.decode(proposed)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        break
+    else:
+        raise _Unsure  # feedparser gives up on the encoding and reads it leniently
+    if proposed != encoding:
+        complaint = CharacterEncodingOverride(
+            f"document declared as {encoding}, but parsed as {proposed}")
+    if codecs.lookup(proposed).name != "utf-8":
         data = text.encode("utf-8")
     declaration = _XML_DECLARATION.match(data)
-    return data[declaration.end():] if declaration else data
+    return (data[declaration.end():] if declaration else data,
+            None if complaint is None else _bozo_warning(complaint))
 
 
 def _content_type(value: str | None) -> tuple[str | None, str]:
@@ -256,6 +296,7 @@ class _Replay:
         self.is_atom = False
         self.same_base: dict[str, str] = {}
         self.scan_declarations = False
+        self.complaint: str | None = None
 
     # ------------------------------------------------------------------ driver
 
@@ -265,7 +306,7 @@ class _Replay:
         body = self.body
         if b"&#" in body:  # as parse.py does before feedparser sees the bytes
             body = _SURROGATE_REF.sub(b"&#xFFFD;", body)
-        data = _decode(body, self.headers)
+        data, self.complaint = _decode(body, self.headers)
         try:
             root = etree.fromstring(data, _PARSER)
         except (etree.XMLSyntaxError, ValueError) as exc:
@@ -325,10 +366,10 @@ class _Replay:
 
     def _result(self) -> ParsedFeed:
         raw_entries = self.entries
-        warning: str | None = None
+        warnings = [self.complaint] if self.complaint else []
         if len(raw_entries) > MAX_ENTRIES:
-            warning = (f"the feed has {len(raw_entries)} entries; only the first "
-                       f"{MAX_ENTRIES} were read")[:2 * _WARNING_CHARS]
+            warnings.append(f"the feed has {len(raw_entries)} entries; only the first "
+                            f"{MAX_ENTRIES} were read")
             raw_entries = raw_entries[:MAX_ENTRIES]
         thread_prefixes = tuple(prefix for prefix, uri in self.in_use.items()
                                 if prefix and uri == _THREAD_NS)
@@ -344,7 +385,7 @@ class _Replay:
             entries=entries,
             ttl_minutes=_count(feed.get("ttl")),
             comments_feed_url=_clean_opt(_comments_feed(feed)),
-            warning=_clean_opt(warning),
+            warning=_clean_opt("; ".join(warnings)[:2 * _WARNING_CHARS] or None),
         )
 
     # ------------------------------------------------------------------ naming
@@ -385,12 +426,17 @@ class _Replay:
             if replay and self.prefix_map.get(prefix, known) != known:
                 raise _Unsure
             self.prefix_map[prefix] = known
-            if replay and self.in_use.get(known, uri) != uri:
+            # The default namespace ("") names nothing: feedparser looks
+            # prefixes up only by non-empty keys (element names, thr:).
+            if replay and known and self.in_use.get(known, uri) != uri:
                 raise _Unsure
             self.in_use[known] = uri
         else:
+            # A default namespace redeclared below the root is common
+            # (WordPress's <post-id xmlns="com-wordpress:feed-additions:1">);
+            # feedparser overwrites its "" entry, which nothing reads.
             key = prefix or ""
-            if replay and self.in_use.get(key, uri) != uri:
+            if replay and key and self.in_use.get(key, uri) != uri:
                 raise _Unsure
             self.in_use[key] = uri
 

@@ -251,6 +251,8 @@ def rss_items(draw: st.DrawFn) -> str:
         parts.append('<atom:link rel="replies" type="application/rss+xml" href="c/feed/"/>')
     if draw(st.booleans()):
         parts.append('<thr:in-reply-to ref="urn:x:1" href="/post/1" />')
+    if draw(st.booleans()):  # WordPress.com / Jetpack
+        parts.append('<post-id xmlns="com-wordpress:feed-additions:1">42</post-id>')
     lang = draw(LANGS)
     base = draw(st.sampled_from(["", ' xml:base="https://other.example/dir/"', ' xml:base="sub/"']))
     lang_attr = f" xml:lang={quoteattr(lang)}" if lang is not None else ""
@@ -294,8 +296,9 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     body = text.encode(encoding if declaration.startswith('<?xml version="1.0" encoding')
                        else "utf-8", "xmlcharrefreplace")
     charset = draw(st.sampled_from(["; charset=UTF-8", "", f"; charset={encoding}"]))
-    media = draw(st.sampled_from(["application/rss+xml", "text/xml", "application/xml"]))
-    headers = {"content-type": media + charset}
+    media = draw(st.sampled_from(["application/rss+xml", "text/xml", "application/xml",
+                                  "text/html", "application/octet-stream"]))
+    headers = {"content-type": media + charset} if draw(st.integers(0, 9)) else {}
     if draw(st.booleans()):
         headers["content-language"] = draw(st.sampled_from(["nl", "de_DE"]))
     return body, headers
@@ -359,7 +362,9 @@ def atom_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
             f'<feed xmlns="http://www.w3.org/2005/Atom"{base}{lang} '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
             f"{''.join(head)}{entries}</feed>")
-    return text.encode("utf-8"), dict(ATOM_HEADERS)
+    media = draw(st.sampled_from(["application/atom+xml; charset=UTF-8", "text/xml",
+                                  "application/xml", "text/html; charset=utf-8"]))
+    return text.encode("utf-8"), {"content-type": media}
 
 
 GENERATED = settings(max_examples=250, deadline=None,
@@ -467,11 +472,9 @@ def test_the_entry_cap_and_its_warning_match() -> None:
     (b"<rss version='2.0'><channel><title>t</channel></rss>", RSS_HEADERS),  # not well-formed
     (b'<!DOCTYPE rss [<!ENTITY a "b">]><rss version="2.0"><channel/></rss>', RSS_HEADERS),
     (b'<rss version="0.91"><channel><title>t</title></channel></rss>', RSS_HEADERS),
-    (b"<rss version='2.0'><channel><title>t</title></channel></rss>", {}),  # no Content-Type
-    (b"<rss version='2.0'><channel><title>t</title></channel></rss>",
-     {"content-type": "text/html"}),  # feedparser flags the media type
-    ("<rss version='2.0'><channel><title>\u00e9</title></channel></rss>".encode(),
-     {"content-type": "text/xml"}),  # us-ascii by RFC 3023: feedparser overrides and flags it
+    # undecodable in every encoding feedparser tries: it reads it leniently
+    (b"<?xml version='1.0' encoding='utf-16'?><rss version='2.0'><channel/></rss>",
+     RSS_HEADERS),
     (b"<html><body>hi</body></html>", RSS_HEADERS),
     (b'<feed xmlns="http://purl.org/atom/ns#" version="0.3"><title>t</title></feed>',
      ATOM_HEADERS),
@@ -481,6 +484,43 @@ def test_the_entry_cap_and_its_warning_match() -> None:
 ])
 def test_what_it_leaves_to_feedparser(body: bytes, headers: dict[str, str]) -> None:
     assert fast_parse(body, headers, FEED_URL) is None
+
+
+_PLAIN_RSS = "<rss version='2.0'><channel><title>t\u00e9</title></channel></rss>"
+
+
+@pytest.mark.parametrize(("body", "headers", "warning"), [
+    (_PLAIN_RSS.encode(), {}, "no Content-type specified"),
+    (_PLAIN_RSS.encode(), {"content-type": "text/html"},
+     "document declared as us-ascii, but parsed as utf-8"),
+    (_PLAIN_RSS.encode(), {"content-type": "text/plain; charset=utf-8"},
+     "text/plain; charset=utf-8 is not an XML media type"),
+    (_PLAIN_RSS.encode(), {"content-type": "application/octet-stream"},
+     "application/octet-stream is not an XML media type"),
+    # RFC 3023: text/xml without a charset is US-ASCII, which most such feeds are not
+    (_PLAIN_RSS.encode(), {"content-type": "text/xml"},
+     "document declared as us-ascii, but parsed as utf-8"),
+    (_PLAIN_RSS.encode(), {"content-type": "text/xml; charset=no-such"},
+     "document declared as no-such, but parsed as utf-8"),
+    (_PLAIN_RSS.encode("latin-1"), {"content-type": "application/rss+xml; charset=utf-8"},
+     "document declared as utf-8, but parsed as windows-1252"),
+    (_PLAIN_RSS.encode("ascii", "xmlcharrefreplace"), {"content-type": "text/xml"}, None),
+])
+def test_media_type_and_encoding_complaints_match(body: bytes, headers: dict[str, str],
+                                                  warning: str | None) -> None:
+    assert compare(body, headers, FEED_URL), "the fast path declined"
+    fast = fast_parse(body, headers, FEED_URL)
+    assert fast is not None and fast.warning == warning
+    assert fast.title == "t\u00e9"
+
+
+def test_a_default_namespace_declared_below_the_root_keeps_the_fast_path() -> None:
+    # WordPress.com and Jetpack add these to every feed.
+    body = wordpress_feed(3, post_bytes=200).replace(
+        b"</item>", b'<post-id xmlns="com-wordpress:feed-additions:1">7</post-id></item>'
+    ).replace(b"<item>", b'<site xmlns="com-wordpress:feed-additions:1">9</site><item>', 1)
+    assert b"post-id" in body and b"<site " in body
+    assert compare(body, RSS_HEADERS, FEED_URL), "the fast path declined"
 
 
 def test_dates_are_aware_utc() -> None:
