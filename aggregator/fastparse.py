@@ -129,6 +129,10 @@ _IGNORED_FEED_LEAVES = frozenset({
 # The same inside an entry.
 _IGNORED_ENTRY_LEAVES = frozenset({"rights", "copyright", "dc_rights", "dc_publisher",
                                    "dcterms_valid"})
+# Inside media:content: stored by feedparser under keys parse.py never reads.
+_MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
+                          "media_rating", "media_license", "media_restriction",
+                          "media_hash"})
 _IMAGE_PARTS = frozenset({"url", "title", "link", "width", "height", "description"})
 
 _XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
@@ -641,8 +645,10 @@ class _Replay:
                     raise _Unsure
             elif key in ("media_content", "media_thumbnail"):
                 group = ""
-                if len(child):  # media:title and the like inside would be read
-                    raise _Unsure
+                if len(child):
+                    if key != "media_content":
+                        raise _Unsure
+                    self._media_parts(child, titled=bool(entry.get("title")))
             else:
                 group = ""
                 self._generic(child, child_attrs, key, child_base, entry, _ENTRY_KEYS,
@@ -800,6 +806,21 @@ class _Replay:
             tag = {"term": value, "scheme": None, "label": None}
             if tag not in tags:
                 tags.append(tag)
+
+    def _media_parts(self, element: etree._Element, titled: bool) -> None:
+        """What a media:content holds (WordPress.com puts the author's avatar there).
+
+        feedparser reads a media:title as the entry's title, unless the entry
+        already has a non-empty one at a shallower depth; the other parts
+        admitted here land on keys parse.py never reads.
+        """
+        for part in element:
+            self._declare(part, element)
+            key = self._key(part)
+            if len(part) or (key == "media_title" and not titled):
+                raise _Unsure
+            if key != "media_title" and key not in _MEDIA_PARTS:
+                raise _Unsure
 
     def _generic(self, element: etree._Element, attrs: dict[str, str], key: str, base: str,
                  context: dict[str, Any], read_keys: frozenset[str], in_entry: bool) -> None:

@@ -253,6 +253,15 @@ def rss_items(draw: st.DrawFn) -> str:
         parts.append('<thr:in-reply-to ref="urn:x:1" href="/post/1" />')
     if draw(st.booleans()):  # WordPress.com / Jetpack
         parts.append('<post-id xmlns="com-wordpress:feed-additions:1">42</post-id>')
+    if draw(st.booleans()):  # WordPress.com: the author's avatar
+        parts.append(draw(st.sampled_from([
+            '<media:content url="https://0.gravatar.com/avatar/a?s=96" medium="image">'
+            '<media:title type="html">femke</media:title></media:content>',
+            '<media:content url="/a.jpg"><media:credit role="author">F</media:credit>'
+            '<media:thumbnail url="/t.jpg"/></media:content>',
+            '<media:content url="/a.jpg"><media:description>d</media:description>'
+            '</media:content>',
+        ])))
     lang = draw(LANGS)
     base = draw(st.sampled_from(["", ' xml:base="https://other.example/dir/"', ' xml:base="sub/"']))
     lang_attr = f" xml:lang={quoteattr(lang)}" if lang is not None else ""
@@ -291,6 +300,7 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
             'xmlns:wfw="http://wellformedweb.org/CommentAPI/" '
             'xmlns:atom="http://www.w3.org/2005/Atom" '
             'xmlns:slash="http://purl.org/rss/1.0/modules/slash/" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
             f"<channel>{''.join(channel)}{items}</channel></rss>")
     body = text.encode(encoding if declaration.startswith('<?xml version="1.0" encoding')
@@ -521,6 +531,24 @@ def test_a_default_namespace_declared_below_the_root_keeps_the_fast_path() -> No
     ).replace(b"<item>", b'<site xmlns="com-wordpress:feed-additions:1">9</site><item>', 1)
     assert b"post-id" in body and b"<site " in body
     assert compare(body, RSS_HEADERS, FEED_URL), "the fast path declined"
+
+
+_AVATAR = (b'<media:content url="https://0.gravatar.com/avatar/a?s=96" medium="image">'
+           b'<media:title type="html">femke</media:title></media:content>')
+
+
+def test_a_wordpress_com_avatar_keeps_the_fast_path_where_feedparser_ignores_it() -> None:
+    body = wordpress_feed(3, post_bytes=200).replace(
+        b'<rss version="2.0"', b'<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"')
+    after_title = body.replace(b"</item>", _AVATAR + b"</item>")
+    assert compare(after_title, RSS_HEADERS, FEED_URL), "the fast path declined"
+    fast = fast_parse(after_title, RSS_HEADERS, FEED_URL)
+    assert fast is not None and fast.entries[0].title.startswith("Bericht 0")
+    # Before the entry's own title, feedparser takes the media:title as the title
+    # until the real one comes: left to feedparser.
+    before_title = body.replace(b"<title>Bericht", _AVATAR + b"<title>Bericht")
+    assert fast_parse(before_title, RSS_HEADERS, FEED_URL) is None
+    assert parse_feed(before_title, RSS_HEADERS, FEED_URL).entries[0].title.startswith("Bericht")
 
 
 def test_dates_are_aware_utc() -> None:
