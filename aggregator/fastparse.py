@@ -737,7 +737,15 @@ class _Replay:
         seen: set[str] = set()
         for child in element:
             self._declare(child, element)
-            part = _PERSON_PARTS.get(self._key(child))
+            key = self._key(child)
+            part = _PERSON_PARTS.get(key)
+            if part is None and not len(child) and not _has_text(child) \
+                    and key not in _READ_GENERIC and not key.endswith(_COUNTED_SUFFIXES):
+                # Blogger's <gd:image> avatar: feedparser keeps its attributes
+                # under its name, beside what parse.py reads.
+                self._generic(child, self._attrs(child), key, base, context,
+                              _ENTRY_KEYS if in_entry else _FEED_KEYS, in_entry)
+                continue
             if part is None or part in seen or len(child):
                 raise _Unsure
             seen.add(part)

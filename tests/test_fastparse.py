@@ -314,6 +314,11 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+#: Blogger's avatar, in the author of its feeds and of every entry.
+BLOGGER_AVATAR = ('<gd:image rel="http://schemas.google.com/g/2005#thumbnail" width="16" '
+                  'height="16" src="https://img1.blogblog.com/img/b16-rounded.gif"/>')
+
+
 @st.composite
 def atom_entries(draw: st.DrawFn) -> str:
     parts: list[str] = []
@@ -336,7 +341,9 @@ def atom_entries(draw: st.DrawFn) -> str:
         name = escape(draw(AUTHORS))
         email = draw(st.sampled_from(["", "<email>a@b.example</email>"]))
         uri = draw(st.sampled_from(["", "<uri>/about/</uri>"]))
-        parts.append(f"<author><name>{name}</name>{email}{uri}</author>")
+        avatar = draw(st.sampled_from(["", BLOGGER_AVATAR, "<gd:image/>",
+                                       "<gd:image>x</gd:image>"]))
+        parts.append(f"<author><name>{name}</name>{email}{avatar}{uri}</author>")
     for name in ("summary", "content"):
         if draw(st.booleans()):
             kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
@@ -360,7 +367,8 @@ def atom_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     head = [f"<title>{draw(TEXTS)}</title>", '<link rel="alternate" href="/"/>',
             "<id>tag:blog.example,2013:feed</id>", "<updated>2013-01-02T08:15:00Z</updated>"]
     if draw(st.booleans()):
-        head.append(f"<author><name>{escape(draw(AUTHORS))}</name></author>")
+        avatar = draw(st.sampled_from(["", BLOGGER_AVATAR]))
+        head.append(f"<author><name>{escape(draw(AUTHORS))}</name>{avatar}</author>")
     if draw(st.booleans()):
         head.append('<link rel="replies" type="application/atom+xml" href="/comments/"/>')
     if draw(st.booleans()):
@@ -370,6 +378,7 @@ def atom_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     lang = draw(st.sampled_from(["", ' xml:lang="de-DE"']))
     text = ('<?xml version="1.0" encoding="utf-8"?>'
             f'<feed xmlns="http://www.w3.org/2005/Atom"{base}{lang} '
+            'xmlns:gd="http://schemas.google.com/g/2005" '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
             f"{''.join(head)}{entries}</feed>")
     media = draw(st.sampled_from(["application/atom+xml; charset=UTF-8", "text/xml",
@@ -549,6 +558,24 @@ def test_a_wordpress_com_avatar_keeps_the_fast_path_where_feedparser_ignores_it(
     before_title = body.replace(b"<title>Bericht", _AVATAR + b"<title>Bericht")
     assert fast_parse(before_title, RSS_HEADERS, FEED_URL) is None
     assert parse_feed(before_title, RSS_HEADERS, FEED_URL).entries[0].title.startswith("Bericht")
+
+
+def test_a_blogger_feed_with_avatars_keeps_the_fast_path() -> None:
+    entry = ("<entry><id>tag:blogger.com,1999:blog-1.post-{n}</id>"
+             "<published>2025-05-28T02:00:00.001+02:00</published>"
+             "<title type='text'>Post {n}</title><content type='html'>&lt;p&gt;Tekst&lt;/p&gt;"
+             "</content><link rel='alternate' type='text/html' href='https://x.blogspot.com/{n}.html'/>"
+             "<author><name>Wim</name><uri>https://www.blogger.com/profile/1</uri>"
+             "<email>noreply@blogger.com</email>" + BLOGGER_AVATAR + "</author>"
+             "<thr:total>0</thr:total></entry>")
+    body = ("<?xml version='1.0' encoding='UTF-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            "xmlns:gd='http://schemas.google.com/g/2005' "
+            "xmlns:thr='http://purl.org/syndication/thread/1.0'><title type='text'>Blog</title>"
+            "<author><name>Wim</name>" + BLOGGER_AVATAR + "</author>"
+            + "".join(entry.format(n=n) for n in range(3)) + "</feed>").encode()
+    assert compare(body, ATOM_HEADERS, FEED_URL), "the fast path declined"
+    fast = fast_parse(body, ATOM_HEADERS, FEED_URL)
+    assert fast is not None and [e.author for e in fast.entries] == ["Wim"] * 3
 
 
 def test_dates_are_aware_utc() -> None:
