@@ -129,6 +129,10 @@ _IGNORED_FEED_LEAVES = frozenset({
 # The same inside an entry.
 _IGNORED_ENTRY_LEAVES = frozenset({"rights", "copyright", "dc_rights", "dc_publisher",
                                    "dcterms_valid"})
+# iTunes elements of an entry that feedparser reads as its author, summary or tags.
+_ITUNES_READ_IN_ENTRY = frozenset({"itunes_author", "itunes_summary", "itunes_keywords",
+                                   "itunes_category", "itunes_owner", "itunes_name",
+                                   "itunes_email"})
 # Inside media:content: stored by feedparser under keys parse.py never reads.
 _MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
                           "media_rating", "media_license", "media_restriction",
@@ -552,6 +556,11 @@ class _Replay:
             elif key in _IGNORED_FEED_LEAVES:
                 if len(child):
                     raise _Unsure
+            elif key.startswith("itunes_") and not self.is_atom:
+                # Substack and podcast feeds: feedparser files these as the
+                # feed's author, publisher, summary, tags and image, none of
+                # which parse.py reads of an RSS feed.
+                self._itunes(child)
             else:
                 self._generic(child, attrs, key, child_base, feed, _FEED_KEYS, in_entry=False)
         if titles > 1 or authors > 1 or ids > 1:
@@ -643,6 +652,9 @@ class _Replay:
                 group = ""
                 if len(child):
                     raise _Unsure
+            elif key.startswith("itunes_") and key not in _ITUNES_READ_IN_ENTRY:
+                group = ""
+                self._itunes(child)
             elif key in ("media_content", "media_thumbnail"):
                 group = ""
                 if len(child):
@@ -814,6 +826,13 @@ class _Replay:
             tag = {"term": value, "scheme": None, "label": None}
             if tag not in tags:
                 tags.append(tag)
+
+    def _itunes(self, element: etree._Element) -> None:
+        """An iTunes element, and iTunes elements only inside it; see the callers."""
+        for part in element.iterdescendants():
+            self._declare(part, part.getparent())
+            if not self._key(part).startswith("itunes_"):
+                raise _Unsure
 
     def _media_parts(self, element: etree._Element, titled: bool) -> None:
         """What a media:content holds (WordPress.com puts the author's avatar there).

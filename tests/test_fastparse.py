@@ -253,6 +253,13 @@ def rss_items(draw: st.DrawFn) -> str:
         parts.append('<thr:in-reply-to ref="urn:x:1" href="/post/1" />')
     if draw(st.booleans()):  # WordPress.com / Jetpack
         parts.append('<post-id xmlns="com-wordpress:feed-additions:1">42</post-id>')
+    if draw(st.booleans()):  # a podcast episode; the author and summary are read
+        parts.append(draw(st.sampled_from([
+            "<itunes:duration>12:00</itunes:duration><itunes:explicit>no</itunes:explicit>",
+            '<itunes:image href="/ep.jpg"/><itunes:subtitle>s</itunes:subtitle>',
+            "<itunes:summary>Andere samenvatting</itunes:summary>",
+            "<itunes:author>Iemand anders</itunes:author>",
+        ])))
     if draw(st.booleans()):  # WordPress.com: the author's avatar
         parts.append(draw(st.sampled_from([
             '<media:content url="https://0.gravatar.com/avatar/a?s=96" medium="image">'
@@ -289,6 +296,13 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         channel.append(f"<wfw:commentRss>{escape(draw(LINKS))}</wfw:commentRss>")
     if draw(st.booleans()):
         channel.append("<managingEditor>ed@example.com (Editor)</managingEditor>")
+    if draw(st.booleans()):  # Substack writes these into every feed
+        channel.append(draw(st.sampled_from([
+            SUBSTACK_ITUNES,
+            '<itunes:category text="Business"><itunes:category text="Marketing"/>'
+            "</itunes:category><itunes:summary>Over merken</itunes:summary>",
+            "<itunes:owner><title>Niet de titel</title></itunes:owner>",
+        ])))
     draw(st.randoms()).shuffle(channel)
     encoding = draw(st.sampled_from(["utf-8", "UTF-8", "iso-8859-1", "windows-1252"]))
     declaration = draw(st.sampled_from([
@@ -301,6 +315,7 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
             'xmlns:atom="http://www.w3.org/2005/Atom" '
             'xmlns:slash="http://purl.org/rss/1.0/modules/slash/" '
             'xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
             f"<channel>{''.join(channel)}{items}</channel></rss>")
     body = text.encode(encoding if declaration.startswith('<?xml version="1.0" encoding')
@@ -314,6 +329,10 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+SUBSTACK_ITUNES = ("<itunes:owner><itunes:email><![CDATA[groei@substack.com]]></itunes:email>"
+                   "<itunes:name><![CDATA[Femke]]></itunes:name></itunes:owner>"
+                   "<itunes:author><![CDATA[Femke]]></itunes:author>"
+                   "<itunes:block><![CDATA[Yes]]></itunes:block>")
 #: Blogger's avatar, in the author of its feeds and of every entry.
 BLOGGER_AVATAR = ('<gd:image rel="http://schemas.google.com/g/2005#thumbnail" width="16" '
                   'height="16" src="https://img1.blogblog.com/img/b16-rounded.gif"/>')
@@ -576,6 +595,19 @@ def test_a_blogger_feed_with_avatars_keeps_the_fast_path() -> None:
     assert compare(body, ATOM_HEADERS, FEED_URL), "the fast path declined"
     fast = fast_parse(body, ATOM_HEADERS, FEED_URL)
     assert fast is not None and [e.author for e in fast.entries] == ["Wim"] * 3
+
+
+def test_a_substack_feed_keeps_the_fast_path() -> None:
+    body = wordpress_feed(3, post_bytes=200).replace(
+        b'<rss version="2.0"',
+        b'<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+        b'xmlns:googleplay="http://www.google.com/schemas/play-podcasts/1.0"'
+    ).replace(b"<ttl>", b"<author><![CDATA[Femke]]></author>" + SUBSTACK_ITUNES.encode()
+              + b"<googleplay:author><![CDATA[Femke]]></googleplay:author><ttl>")
+    assert compare(body, RSS_HEADERS, FEED_URL), "the fast path declined"
+    # An episode's own iTunes summary is read as its summary: left to feedparser.
+    episode = body.replace(b"</item>", b"<itunes:summary>Anders</itunes:summary></item>", 1)
+    assert fast_parse(episode, RSS_HEADERS, FEED_URL) is None
 
 
 def test_dates_are_aware_utc() -> None:
