@@ -124,7 +124,7 @@ _IGNORED_FEED_LEAVES = frozenset({
     "dc_rights", "generator", "updated", "modified", "lastbuilddate", "dc_date",
     "dcterms_modified", "published", "pubdate", "issued", "dcterms_issued", "created",
     "dcterms_created", "category", "dc_subject", "keywords", "cloud", "webmaster",
-    "dc_publisher", "info", "icon", "logo",
+    "dc_publisher", "info", "feedburner_browserfriendly", "icon", "logo",
 })
 # The same inside an entry.
 _IGNORED_ENTRY_LEAVES = frozenset({"rights", "copyright", "dc_rights", "dc_publisher",
@@ -630,7 +630,9 @@ class _Replay:
                 entry[group] = value
                 entry[f"{group}_parsed"] = _parse_date(value)
             elif key in _AUTHOR_KEYS:
-                group = "author"
+                # Repeats replay as they are: each appends to "authors", the
+                # last one's text wins "author", the first detail stays.
+                group = ""
                 self._author(child, child_attrs, child_base, entry, in_entry=True)
             elif key == "contributor":
                 group = ""

@@ -610,6 +610,28 @@ def test_a_substack_feed_keeps_the_fast_path() -> None:
     assert fast_parse(episode, RSS_HEADERS, FEED_URL) is None
 
 
+_AUTHOR_FORMS = ["Marco Derksen", "", "femke@example.com (Femke Marcar)",
+                 "Jane &lt;jane@example.com&gt;", "<![CDATA[M\u00fcller]]>", "ed@example.com"]
+
+
+@pytest.mark.parametrize("second", _AUTHOR_FORMS)
+@pytest.mark.parametrize("first", _AUTHOR_FORMS)
+def test_repeated_authors_agree(first: str, second: str) -> None:
+    # <author> beside <dc:creator> (Laminas, many CMSs), in either order, or thrice.
+    for tags in (("author", "dc:creator"), ("dc:creator", "author"),
+                 ("dc:creator", "dc:creator", "author")):
+        names = (first, second, first)
+        people = "".join(f"<{tag}>{names[i]}</{tag}>" for i, tag in enumerate(tags))
+        body = wordpress_feed(1, post_bytes=0).replace(
+            b"<dc:creator><![CDATA[Femke Marcar]]></dc:creator>", people.encode())
+        assert compare(body, RSS_HEADERS, FEED_URL), "the fast path declined"
+    atom = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><title>e</title>'
+            f"<author><name>{first}</name></author>"
+            f"<author><email>b@example.com</email><name>{second}</name></author>"
+            "</entry></feed>").encode()
+    compare(atom, ATOM_HEADERS, FEED_URL)
+
+
 def test_dates_are_aware_utc() -> None:
     body = wordpress_feed(1, post_bytes=0).replace(
         b"Wed, 02 Jan 2013 08:00:00 +0000", b"Wed, 02 Jan 2013 10:00:00 +0200")
