@@ -10,6 +10,7 @@ exception, and feedparser's dicts never leave this module.
 from __future__ import annotations
 
 import calendar
+import codecs
 import email.utils
 import html
 import io
@@ -56,6 +57,23 @@ _SUBSET_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|<!--.*?-->|\]|[^\"'<\]]+|<", re.
 _NAME = re.compile(r"[^\s/>\[]+")
 
 
+# Blank lines or comments before the XML declaration: a plugin or template
+# printing before the feed (WordPress's "XML declaration allowed only at the
+# start of the document", Drupal's theme debug comments). An XML parser must
+# refuse such a document, and feedparser then reads it with its lenient
+# parser, slowly and less exactly; this is all that is wrong with it.
+_BEFORE_DECLARATION = re.compile(
+    rb"(?:[ \t\r\n]|<!--(?:(?!-->).){0,4096}-->)+(?=<\?xml[ \t\r\n?])", re.S)
+
+
+def _trim_before_declaration(body: bytes) -> bytes:
+    bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
+    # One character per repetition (never runs of them: a failed match would
+    # try every way of cutting a run), within the prolog's bytes.
+    junk = _BEFORE_DECLARATION.match(body, len(bom), _PROLOG_BYTES)
+    return bom + body[junk.end():] if junk else body
+
+
 def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     """Parse one feed document fetched from ``url`` (see parse_feed_with_feedparser).
 
@@ -66,6 +84,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     # Imported here: fastparse reuses this module's helpers (a circular import at the top).
     from aggregator.fastparse import fast_parse
 
+    body = _trim_before_declaration(body)
     fast = fast_parse(body, headers, url)
     if fast is not None:
         return fast
@@ -91,6 +110,7 @@ def parse_feed_with_feedparser(body: bytes, headers: Mapping[str, str], url: str
 def _parse(body: bytes, headers: dict[str, str], url: str) -> ParsedFeed:
     if not body or body.isspace():
         raise ParseError("not a feed: the server returned an empty body")
+    body = _trim_before_declaration(body)
     head = _head_text(body)
     stripped = head.lstrip("\ufeff \t\r\n")
     is_json_type = _media_type(headers.get("content-type")) in _JSON_TYPES

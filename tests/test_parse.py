@@ -377,3 +377,63 @@ def test_feedburner_origlink_is_the_entry_link() -> None:
     from aggregator.parse import parse_feed_with_feedparser
 
     assert parse_feed_with_feedparser(body, headers, "https://feeds.example/t") == feed
+
+
+_WELL_FORMED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+                b"<title>Blog</title><link>https://blog.example/</link>"
+                b"<item><title>Merken</title><link>https://blog.example/merken/</link>"
+                b"<description>Over merken</description></item></channel></rss>")
+
+
+@pytest.mark.parametrize("junk", [
+    b"\r\n", b"\n\n\n  \t\n",  # a WordPress plugin or theme printing blank lines
+    b"\n<!-- THEME DEBUG -->\n<!-- BEGIN OUTPUT from 'views-view-rss.html.twig' -->\n",
+])
+def test_blank_lines_and_comments_before_the_declaration_are_dropped(junk: bytes) -> None:
+    from aggregator.fastparse import fast_parse
+    from aggregator.parse import parse_feed_with_feedparser
+
+    headers = {"content-type": "application/rss+xml; charset=UTF-8"}
+    clean = parse_feed(_WELL_FORMED, headers, "https://blog.example/feed/")
+    for body in (junk + _WELL_FORMED, b"\xef\xbb\xbf" + junk + _WELL_FORMED):
+        # Read as the well-formed document it is: no "read leniently" warning,
+        # and by the fast path, whichever way in.
+        assert parse_feed(body, headers, "https://blog.example/feed/") == clean
+        assert parse_feed_with_feedparser(body, headers, "https://blog.example/feed/") == clean
+    assert clean.warning is None and clean.entries[0].title == "Merken"
+    assert fast_parse(_WELL_FORMED, headers, "https://blog.example/feed/") == clean
+
+
+def test_other_text_before_the_declaration_is_still_read_leniently() -> None:
+    body = b"PHP Warning: Undefined index in feed.php\n" + _WELL_FORMED
+    feed = parse_feed(body, {"content-type": "application/rss+xml"}, "https://blog.example/f")
+    assert feed.warning is not None and "not well-formed" in feed.warning
+    assert [entry.title for entry in feed.entries] == ["Merken"]
+
+
+def test_a_feedburner_atom_feed_takes_the_fast_path() -> None:
+    from aggregator.fastparse import fast_parse
+
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            b'xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0"><title>T</title>'
+            b'<id>tag:t</id><feedburner:info uri="textwerk" />'
+            b"<feedburner:browserFriendly>Dit is een feed</feedburner:browserFriendly>"
+            b"<entry><title>Content</title><id>tag:t,1</id>"
+            b'<link rel="alternate" href="http://feedproxy.google.com/~r/T/~3/abc/"/>'
+            b"<feedburner:origLink>https://www.textwerk.de/content/</feedburner:origLink>"
+            b"</entry></feed>")
+    headers = {"content-type": "application/atom+xml; charset=UTF-8"}
+    fast = fast_parse(body, headers, "https://feeds.example/t")
+    assert fast is not None and fast.entries[0].link == "https://www.textwerk.de/content/"
+    from aggregator.parse import parse_feed_with_feedparser
+
+    assert parse_feed_with_feedparser(body, headers, "https://feeds.example/t") == fast
+
+
+def test_only_the_prolog_is_searched_for_what_precedes_the_declaration() -> None:
+    from aggregator.parse import _trim_before_declaration
+
+    near = b"\n" * 100 + _WELL_FORMED
+    assert _trim_before_declaration(near) == _WELL_FORMED
+    far = b"\n" * 70_000 + _WELL_FORMED  # past the prolog's 64 KB: left to feedparser
+    assert _trim_before_declaration(far) == far
