@@ -15,6 +15,13 @@ writes, offline and in well under a minute:
   (1–8 comments each), RSS for WordPress blogs, Atom with
   ``thr:in-reply-to`` for Blogger ones. Only those posts name a comment
   feed, so a client that follows comment feeds fetches exactly these;
+- around the posts, what the platform writes (since version 5, ``--markup
+  real``): 30 % of the WordPress blogs run Jetpack (a site and post id in
+  WordPress.com's namespace, the author's avatar as ``media:content``), more
+  have a site icon as the channel's ``<image>``, 5 % print a newline before
+  the XML declaration (a plugin's fault, common in the wild), and every
+  Blogger author has a profile link, a no-reply address and a ``gd:image``
+  avatar, every Blogger post with a picture a ``media:thumbnail``;
 - ``manifest.json``: URL path → file, content type and Last-Modified (the
   format tests/blogserver.py and bench/serve_corpus.py serve, ``{{BASE}}``
   standing for the server's origin), plus a ``corpus`` section with the
@@ -29,6 +36,7 @@ test by accident.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
 import random
@@ -36,7 +44,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -48,7 +56,7 @@ BASE = "{{BASE}}"
 RSS_TYPE = "application/rss+xml; charset=UTF-8"
 ATOM_TYPE = "application/atom+xml; charset=UTF-8"
 #: Changes whenever a change to this file changes the output, so cached corpora are remade.
-CORPUS_VERSION = 4
+CORPUS_VERSION = 5
 #: Posts are dated in the year before this moment, so runs are reproducible.
 EPOCH = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -572,6 +580,24 @@ class _Writer:
 # --------------------------------------------------------------------------- documents
 
 
+@dataclass(frozen=True, slots=True)
+class _Platform:
+    """What a blog's platform writes around the posts (``--markup real`` only).
+
+    Taken from real feeds: WordPress.com and Jetpack add a site and post id in
+    their own namespace and the author's avatar as media:content; WordPress
+    adds the site icon as the channel's image; a plugin or theme that prints a
+    newline before the XML declaration is a classic WordPress fault; Blogger
+    gives every author a profile, a no-reply address and an avatar, and every
+    post with a picture a thumbnail.
+    """
+
+    jetpack: bool = False
+    site_icon: bool = False
+    newline_first: bool = False
+    blogger_profiles: bool = False
+
+
 @dataclass(slots=True)
 class _Post:
     number: int
@@ -618,13 +644,27 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> str:
+_WPCOM = "com-wordpress:feed-additions:1"
+
+
+def _avatar(author: str) -> str:
+    digest = hashlib.md5(author.encode(), usedforsecurity=False).hexdigest()
+    return (f'\t\t<media:content url="https://0.gravatar.com/avatar/{digest}?s=96&#38;d=identicon'
+            f'&#38;r=G" medium="image">\n\t\t\t<media:title type="html">'
+            f"{_esc(author.split()[0].lower())}</media:title>\n\t\t</media:content>\n")
+
+
+def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str,
+              platform: _Platform = _Platform()) -> str:
     items = []
     for post in posts:
         categories = "".join(f"\t\t<category>{_cdata(c)}</category>\n" for c in post.categories)
         comments = (f"\t\t<wfw:commentRss>{BASE}{post.comments_path}</wfw:commentRss>\n"
                     f"\t\t<slash:comments>{post.comment_count}</slash:comments>\n"
                     if post.comments_path else "")
+        if platform.jetpack:
+            comments += (f'\t\t<post-id xmlns="{_WPCOM}">{post.number}</post-id>\n'
+                         + _avatar(post.author))
         items.append(
             "\t<item>\n"
             f"\t\t<title>{_esc(post.title)}</title>\n"
@@ -640,14 +680,25 @@ def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> st
             "\t</item>\n"
         )
     newest = max(post.published for post in posts)
+    extra_ns = ('\txmlns:georss="http://www.georss.org/georss"\n'
+                '\txmlns:geo="http://www.w3.org/2003/01/geo/wgs84_pos#"\n'
+                '\txmlns:media="http://search.yahoo.com/mrss/"\n') if platform.jetpack else ""
+    icon = (f"<image>\n\t<url>{blog['site']}/wp-content/uploads/2024/01/cropped-icon-32x32.png"
+            f"</url>\n\t<title>{_esc(blog['title'])}</title>\n\t<link>{blog['site']}</link>\n"
+            "\t<width>32</width>\n\t<height>32</height>\n</image> \n"
+            if platform.site_icon else "")
+    site = (f'<site xmlns="{_WPCOM}">{blog["blog_id"][-9:]}</site>'
+            if platform.jetpack else "")
     return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"\n'
+        ("\n" if platform.newline_first else "")
+        + '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"\n'
         '\txmlns:content="http://purl.org/rss/1.0/modules/content/"\n'
         '\txmlns:wfw="http://wellformedweb.org/CommentAPI/"\n'
         '\txmlns:dc="http://purl.org/dc/elements/1.1/"\n'
         '\txmlns:atom="http://www.w3.org/2005/Atom"\n'
         '\txmlns:sy="http://purl.org/rss/1.0/modules/syndication/"\n'
-        '\txmlns:slash="http://purl.org/rss/1.0/modules/slash/"\n\t>\n\n<channel>\n'
+        '\txmlns:slash="http://purl.org/rss/1.0/modules/slash/"\n'
+        f"{extra_ns}\t>\n\n<channel>\n"
         f"\t<title>{_esc(blog['title'])}</title>\n"
         f'\t<atom:link href="{BASE}{blog["feed_path"]}" rel="self" '
         'type="application/rss+xml" />\n'
@@ -658,12 +709,25 @@ def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> st
         "\t<sy:updatePeriod>\n\thourly\t</sy:updatePeriod>\n"
         "\t<sy:updateFrequency>\n\t1\t</sy:updateFrequency>\n"
         "\t<generator>https://wordpress.org/?v=6.5.3</generator>\n"
+        f"{icon}{site}"
         + "".join(items) +
         "</channel>\n</rss>\n"
     )
 
 
-def _atom_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> str:
+def _blogger_author(name: str, platform: _Platform) -> str:
+    if not platform.blogger_profiles:
+        return f"<author><name>{_esc(name)}</name></author>"
+    profile = int(hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[:15], 16)
+    return (f"<author><name>{_esc(name)}</name>"
+            f"<uri>http://www.blogger.com/profile/{profile}</uri>"
+            "<email>noreply@blogger.com</email>"
+            "<gd:image rel='http://schemas.google.com/g/2005#thumbnail' width='16' height='16' "
+            "src='https://img1.blogblog.com/img/b16-rounded.gif'/></author>")
+
+
+def _atom_feed(blog: dict[str, str], posts: Sequence[_Post], language: str,
+               platform: _Platform = _Platform()) -> str:
     entries = []
     for post in posts:
         categories = "".join(
@@ -689,7 +753,8 @@ def _atom_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> s
             f'<link rel="alternate" type="text/html" href="{post.link}" '
             f'title="{_esc(post.title)}"/>'
             f"{replies}"
-            f"<author><name>{_esc(post.author)}</name></author>"
+            f"{_blogger_author(post.author, platform)}"
+            f"{_thumbnail(post) if platform.blogger_profiles else ''}"
             "</entry>\n"
         )
     newest = max(post.published for post in posts)
@@ -697,7 +762,8 @@ def _atom_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> s
         "<?xml version='1.0' encoding='UTF-8'?>"
         '<feed xmlns="http://www.w3.org/2005/Atom" '
         'xmlns:openSearch="http://a9.com/-/spec/opensearchrss/1.0/" '
-        'xmlns:thr="http://purl.org/syndication/thread/1.0" '
+        + ('xmlns:gd="http://schemas.google.com/g/2005" ' if platform.blogger_profiles else "")
+        + 'xmlns:thr="http://purl.org/syndication/thread/1.0" '
         f'xml:lang="{language}">'
         f"<id>tag:blogger.com,1999:blog-{blog['blog_id']}</id>"
         f"<updated>{_iso(newest)}</updated>"
@@ -705,12 +771,24 @@ def _atom_feed(blog: dict[str, str], posts: Sequence[_Post], language: str) -> s
         f'<subtitle type="html">{_esc(blog["tagline"])}</subtitle>'
         f'<link rel="self" type="application/atom+xml" href="{BASE}{blog["feed_path"]}"/>'
         f'<link rel="alternate" type="text/html" href="{blog["site"]}"/>'
-        f"<author><name>{_esc(posts[0].author)}</name></author>"
+        f"{_blogger_author(posts[0].author, platform)}"
         '<generator version="7.00" uri="http://www.blogger.com">Blogger</generator>'
         f"<openSearch:totalResults>{len(posts)}</openSearch:totalResults>\n"
         + "".join(entries) +
         "</feed>\n"
     )
+
+
+_IMAGE = re.compile(r'<img [^>]*?src="([^"]+)"')
+
+
+def _thumbnail(post: _Post) -> str:
+    """Blogger's thumbnail of a post's first picture, in a namespace declared on the spot."""
+    image = _IMAGE.search(post.body)
+    if image is None:
+        return ""
+    return ("<media:thumbnail xmlns:media='http://search.yahoo.com/mrss/' "
+            f"url='{image.group(1)}' height='72' width='72'/>")
 
 
 def _comments(writer: _Writer, post: _Post) -> list[tuple[str, str, datetime, str]]:
@@ -846,6 +924,15 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
             names, weights = zip(*WORDPRESS_STYLES, strict=True)
             style = markup_rng.choices(names, weights=weights)[0]
         writer = _Writer(blog_rng, language, style, markup_rng)
+        platform = _Platform()
+        if markup != "light":  # its own stream again: version 4's posts stay as they were
+            platform_rng = random.Random(f"{seed}:{index}:platform")
+            jetpack = platform_rng.random() < 0.3
+            platform = _Platform(
+                jetpack=not atom and jetpack,
+                site_icon=not atom and (jetpack or platform_rng.random() < 0.4),
+                newline_first=not atom and platform_rng.random() < 0.05,
+                blogger_profiles=atom)
         slug = f"b{index:04d}"
         name = (f"{blog_rng.choice(_TOPICS_WORDS).capitalize()} "
                 f"{blog_rng.choice(_BLOG_WORDS).capitalize()} {index}")
@@ -882,7 +969,7 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
                 comment_count=blog_rng.randint(1, 8) if with_comments else 0,
             ))
             moment -= timedelta(minutes=blog_rng.randint(60, 60 * 24 * 9))
-        document = (_atom_feed if atom else _rss_feed)(blog, blog_posts, language)
+        document = (_atom_feed if atom else _rss_feed)(blog, blog_posts, language, platform)
         data = document.encode("utf-8")
         file = f"feeds/{slug}.xml"
         (out_dir / file).write_bytes(data)
@@ -893,6 +980,8 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
         }
         feed_list.append({"path": blog["feed_path"], "name": name, "language": language,
                           "format": "atom" if atom else "rss", "markup": style,
+                          "platform": ",".join(flag.name for flag in fields(platform)
+                                               if getattr(platform, flag.name)),
                           "posts": str(count)})
         stats.posts += count
         stats.languages[language] += count
