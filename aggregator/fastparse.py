@@ -8,9 +8,11 @@ over the same bytes). Nearly every blog serves well-formed RSS 2.0 or Atom
 
 It is an optimisation, never a second opinion: it returns None whenever it
 is not sure of giving exactly feedparser's answer (another dialect, a
-DOCTYPE, a document that is not well-formed, an encoding feedparser would
-override, an element whose handling it does not model, xhtml or base64
-content, ...), and the caller then runs the full feedparser path.
+DOCTYPE, a document that is not well-formed, an encoding feedparser cannot
+find, an element whose handling it does not model, xhtml or base64 content,
+...), and the caller then runs the full feedparser path. Where feedparser
+reads a document strictly but complains (a media type that is not XML's, an
+encoding it had to override), the same complaint becomes the warning.
 
 How it stays exact: it replays what feedparser's strict (SAX) parser does for
 the elements it models -- element naming through feedparser's namespace
@@ -528,7 +530,7 @@ class _Replay:
 
     def _feed_children(self, parent: etree._Element, base: str, lang: str | None) -> None:
         feed = self.feed
-        titles = authors = ids = 0
+        titles = authors = ids = summaries = 0
         for child in parent:
             self._declare(child, parent)
             key = self._key(child)
@@ -559,11 +561,13 @@ class _Replay:
             elif key.startswith("itunes_") and not self.is_atom:
                 # Substack and podcast feeds: feedparser files these as the
                 # feed's author, publisher, summary, tags and image, none of
-                # which parse.py reads of an RSS feed.
+                # which parse.py reads of an RSS feed. A second summary would
+                # be taken for content, a state that lasts into the first item.
+                summaries += key == "itunes_summary"
                 self._itunes(child)
             else:
                 self._generic(child, attrs, key, child_base, feed, _FEED_KEYS, in_entry=False)
-        if titles > 1 or authors > 1 or ids > 1:
+        if titles > 1 or authors > 1 or ids > 1 or summaries > 1:
             raise _Unsure
 
     def _image(self, image: etree._Element, base: str, lang: str | None) -> None:

@@ -608,6 +608,11 @@ def test_a_substack_feed_keeps_the_fast_path() -> None:
     # An episode's own iTunes summary is read as its summary: left to feedparser.
     episode = body.replace(b"</item>", b"<itunes:summary>Anders</itunes:summary></item>", 1)
     assert fast_parse(episode, RSS_HEADERS, FEED_URL) is None
+    # So is a second summary of the feed: feedparser reads it as content, and the
+    # state that leaves lasts into the first item.
+    summary = b"<itunes:summary>Over merken</itunes:summary>"
+    assert compare(body.replace(b"<ttl>", summary + b"<ttl>"), RSS_HEADERS, FEED_URL)
+    assert fast_parse(body.replace(b"<ttl>", summary * 2 + b"<ttl>"), RSS_HEADERS, FEED_URL) is None
 
 
 _AUTHOR_FORMS = ["Marco Derksen", "", "femke@example.com (Femke Marcar)",
