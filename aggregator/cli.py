@@ -376,8 +376,9 @@ def status(state: State, as_json: bool) -> None:
 def check_config(state: State) -> None:
     """Validate config.toml and say what is wrong, if anything."""
     config = state.config
-    say(f"{config.path}: OK ({len(config.sources)} sources, "
-                  f"{len(config.topics)} topics)")
+    sources, topics = len(config.sources), len(config.topics)
+    say(f"{config.path}: OK ({sources} source{'' if sources == 1 else 's'}, "
+        f"{topics} topic{'' if topics == 1 else 's'})")
 
 
 # ---------------------------------------------------------------------- sources

@@ -269,7 +269,13 @@ def test_status_and_export_report_the_store(
 
 def test_check_config_names_the_broken_key(tmp_path: Path, blog: BlogServer) -> None:
     config = write_config(tmp_path, blog)
-    assert run_cli(config, "check-config", database_url="sqlite://").returncode == 0
+    ok = run_cli(config, "check-config", database_url="sqlite://")
+    assert ok.returncode == 0
+    assert ok.stdout.strip().endswith("OK (3 sources, 4 topics)"), ok.stdout
+    one = write_config(tmp_path, blog, sources=("upstream",))
+    single = run_cli(one, "check-config", database_url="sqlite://").stdout
+    assert single.strip().endswith("OK (1 source, 4 topics)"), single
+    config = write_config(tmp_path, blog)
     config.write_text(config.read_text("utf-8").replace('per_host = 4', 'per_host = "four"'))
     result = run_cli(config, "check-config", database_url="sqlite://")
     assert result.returncode == 2
