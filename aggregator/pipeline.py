@@ -90,6 +90,9 @@ class SourceOutcome:
     comment_feeds: int = 0
     comment_errors: int = 0
     error: str | None = None
+    #: What was wrong with a feed that could still be read ("not well-formed
+    #: XML; read leniently", a media type that is not XML's, ...).
+    warning: str | None = None
     seconds: float = 0.0
 
 
@@ -386,6 +389,7 @@ class Aggregator:
                 await self._record_error(source, state, error, interval, outcome)
                 outcome.seconds = time.monotonic() - started
                 return outcome
+            outcome.warning = feed.warning
             entries = _own_site_comment_feeds(entries, fetched.final_url, feed.link)
             when = self._next_check(now, interval, "ok", fetched, feed.ttl_minutes)
 
@@ -775,3 +779,6 @@ def _log_outcome(outcome: SourceOutcome) -> None:
             outcome.http_status, r.new_posts, r.updated_posts, r.merged_posts,
             r.new_comments, outcome.comment_feeds, outcome.seconds,
         )
+    if outcome.warning:
+        # Read all the same; for whoever can tell the blog's owner.
+        log.warning("source=%s feed warning: %s", outcome.name, outcome.warning)

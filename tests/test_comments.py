@@ -227,3 +227,24 @@ def test_comment_feed_on_another_site_is_not_fetched(
     assert not any(route.startswith("/elsewhere/") for route in routes)
     # The blog's own comment feeds are still followed.
     assert sum(route.endswith("/feed/") for route in routes) == 4
+
+
+def test_a_feed_read_despite_a_fault_says_so_in_the_log(
+    tmp_path: Path, blog: BlogServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    # Served as a web page: read all the same, and the log says what was wrong.
+    blog.set_route(POST_FEED, fixture(POST_FEED), content_type="text/html")
+    with caplog.at_level("INFO", logger="aggregator"):
+        report = run_pass(config, f"sqlite:///{tmp_path / 'a.db'}", publish=False)
+    (outcome,) = report.outcomes
+    assert outcome.report.new_posts > 0
+    assert outcome.warning == "document declared as us-ascii, but parsed as utf-8"
+    assert f"source=marketingfacts feed warning: {outcome.warning}" in caplog.text
+    # A clean feed says nothing of the kind.
+    blog.set_route(POST_FEED, fixture(POST_FEED),
+                   content_type="application/rss+xml; charset=UTF-8")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="aggregator"):
+        report = run_pass(config, f"sqlite:///{tmp_path / 'b.db'}", publish=False)
+    assert report.outcomes[0].warning is None and "feed warning" not in caplog.text
