@@ -662,9 +662,8 @@ def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str,
         comments = (f"\t\t<wfw:commentRss>{BASE}{post.comments_path}</wfw:commentRss>\n"
                     f"\t\t<slash:comments>{post.comment_count}</slash:comments>\n"
                     if post.comments_path else "")
-        if platform.jetpack:
-            comments += (f'\t\t<post-id xmlns="{_WPCOM}">{post.number}</post-id>\n'
-                         + _avatar(post.author))
+        jetpack = (f'\t\t<post-id xmlns="{_WPCOM}">{post.number}</post-id>\n'
+                   + _avatar(post.author)) if platform.jetpack else ""
         items.append(
             "\t<item>\n"
             f"\t\t<title>{_esc(post.title)}</title>\n"
@@ -676,7 +675,7 @@ def _rss_feed(blog: dict[str, str], posts: Sequence[_Post], language: str,
             f'\t\t<guid isPermaLink="false">{post.guid}</guid>\n'
             f"\t\t<description>{_cdata(post.excerpt)}</description>\n"
             f"\t\t<content:encoded>{_cdata(post.body)}</content:encoded>\n"
-            f"{comments}"
+            f"{comments}{jetpack}"
             "\t</item>\n"
         )
     newest = max(post.published for post in posts)
