@@ -114,7 +114,7 @@ _DATE_KEYS = {
 _AUTHOR_KEYS = frozenset({"author", "dc_creator", "dc_author", "managingeditor"})
 _TITLE_KEYS = frozenset({"title", "dc_title"})
 _SUMMARY_KEYS = {"description": "text/html", "dc_description": "text/html",
-                 "summary": "text/plain"}
+                 "summary": "text/plain", "itunes_summary": "text/plain"}
 _CATEGORY_KEYS = frozenset({"category", "dc_subject", "keywords"})
 _LANGUAGE_KEYS = frozenset({"language", "dc_language"})
 _PERSON_PARTS = {"name": "name", "email": "email", "uri": "href", "url": "href",
@@ -128,13 +128,18 @@ _IGNORED_FEED_LEAVES = frozenset({
     "dcterms_created", "category", "dc_subject", "keywords", "cloud", "webmaster",
     "dc_publisher", "info", "feedburner_browserfriendly", "icon", "logo",
 })
+# Channel elements feedparser's summary logic sees (RSS): see _feed_children.
+_FEED_SUMMARY_KEYS = frozenset({"description", "dc_description", "itunes_summary"})
 # The same inside an entry.
 _IGNORED_ENTRY_LEAVES = frozenset({"rights", "copyright", "dc_rights", "dc_publisher",
                                    "dcterms_valid"})
-# iTunes elements of an entry that feedparser reads as its author, summary or tags.
-_ITUNES_READ_IN_ENTRY = frozenset({"itunes_author", "itunes_summary", "itunes_keywords",
-                                   "itunes_category", "itunes_owner", "itunes_name",
+# iTunes elements of an entry that feedparser reads as its publisher, tags or
+# author's parts, in ways not replayed here. (Its author, summary and keywords
+# are replayed: they are those of most podcast episodes.)
+_ITUNES_READ_IN_ENTRY = frozenset({"itunes_category", "itunes_owner", "itunes_name",
                                    "itunes_email"})
+#: The scheme feedparser gives the tags it makes of itunes:keywords.
+_ITUNES_SCHEME = "http://www.itunes.com/"
 # Inside media:content: stored by feedparser under keys parse.py never reads.
 _MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
                           "media_rating", "media_license", "media_restriction",
@@ -307,6 +312,12 @@ class _Replay:
         self.same_base: dict[str, str] = {}
         self.scan_declarations = False
         self.complaint: str | None = None
+        # feedparser's hasContent (see _entry), and whether the channel has a
+        # summary (an itunes:summary): a description or summary after it is
+        # read as the channel's content, which sets hasContent until the end
+        # of the next item.
+        self.has_content = False
+        self.feed_summary = False
 
     # ------------------------------------------------------------------ driver
 
@@ -530,7 +541,7 @@ class _Replay:
 
     def _feed_children(self, parent: etree._Element, base: str, lang: str | None) -> None:
         feed = self.feed
-        titles = authors = ids = summaries = 0
+        titles = authors = ids = 0
         for child in parent:
             self._declare(child, parent)
             key = self._key(child)
@@ -555,19 +566,26 @@ class _Replay:
                 self._image(child, child_base, child_lang)
             elif key == "contributor":
                 self._contributor(child, child_base, child_lang)
+            elif key in _FEED_SUMMARY_KEYS and not self.is_atom:
+                # Read as the channel's subtitle, summary or content, none of
+                # which parse.py reads; only the state it may leave counts.
+                if len(child):
+                    raise _Unsure
+                if self.feed_summary and not self.has_content:
+                    self.has_content = True
+                elif key == "itunes_summary":
+                    self.feed_summary = True
             elif key in _IGNORED_FEED_LEAVES:
                 if len(child):
                     raise _Unsure
             elif key.startswith("itunes_") and not self.is_atom:
                 # Substack and podcast feeds: feedparser files these as the
-                # feed's author, publisher, summary, tags and image, none of
-                # which parse.py reads of an RSS feed. A second summary would
-                # be taken for content, a state that lasts into the first item.
-                summaries += key == "itunes_summary"
+                # feed's author, publisher, tags and image, none of which
+                # parse.py reads of an RSS feed.
                 self._itunes(child)
             else:
                 self._generic(child, attrs, key, child_base, feed, _FEED_KEYS, in_entry=False)
-        if titles > 1 or authors > 1 or ids > 1 or summaries > 1:
+        if titles > 1 or authors > 1 or ids > 1:
             raise _Unsure
 
     def _image(self, image: etree._Element, base: str, lang: str | None) -> None:
@@ -599,6 +617,11 @@ class _Replay:
         entry: dict[str, Any] = {}
         self.entries.append(entry)
         counts: dict[str, int] = {}
+        # feedparser's hasContent: set by content, cleared when the item ends.
+        # A summary-like element arriving while the entry has a summary but no
+        # content yet is read as content (a podcast's description beside its
+        # itunes:summary).
+        has_content = self.has_content
         for child in item:
             self._declare(child, item)
             key = self._key(child)
@@ -615,17 +638,28 @@ class _Replay:
                 group = "id"
                 self._guid(child, child_attrs, child_base, entry, in_entry=True)
             elif key in _SUMMARY_KEYS:
-                group = "summary"
-                self._content(child, child_attrs, child_base, child_lang, entry, "summary",
-                              _SUMMARY_KEYS[key])
+                # Repeats are replayed: all sit at one depth, so the last
+                # summary wins, unless it becomes content (above).
+                group = ""
+                if "summary" in entry and not has_content:
+                    if "src" in child_attrs:
+                        raise _Unsure
+                    has_content = True
+                    self._content(child, child_attrs, child_base, child_lang, entry,
+                                  "content", "text/plain")
+                else:
+                    self._content(child, child_attrs, child_base, child_lang, entry,
+                                  "summary", _SUMMARY_KEYS[key])
             elif key == "content_encoded":
                 group = ""
+                has_content = True
                 self._content(child, child_attrs, child_base, child_lang, entry, "content",
                               "text/html")
             elif key == "content":
                 group = ""
                 if "src" in child_attrs:
                     raise _Unsure
+                has_content = True
                 self._content(child, child_attrs, child_base, child_lang, entry, "content",
                               "text/plain")
             elif key in _DATE_KEYS:
@@ -633,14 +667,25 @@ class _Replay:
                 value = _finish(_leaf_text(child))
                 entry[group] = value
                 entry[f"{group}_parsed"] = _parse_date(value)
-            elif key in _AUTHOR_KEYS:
+            elif key in _AUTHOR_KEYS or key == "itunes_author":
                 # Repeats replay as they are: each appends to "authors", the
                 # last one's text wins "author", the first detail stays.
+                # feedparser's itunes:author handler is its author handler.
                 group = ""
                 self._author(child, child_attrs, child_base, entry, in_entry=True)
             elif key == "contributor":
                 group = ""
                 self._contributor(child, child_base, child_lang)
+            elif key == "itunes_keywords":
+                group = ""
+                self._itunes_keywords(child, child_attrs, entry)
+            elif key == "source" and not self.is_atom:
+                # RSS 2.0's <source url="...">Feed</source>: feedparser keeps it
+                # under "source", which parse.py never reads. Atom's holds a
+                # whole feed head, read in a mode not replayed here.
+                group = ""
+                if len(child):
+                    raise _Unsure
             elif key in _CATEGORY_KEYS:
                 group = ""
                 self._category(child, child_attrs, entry)
@@ -675,6 +720,7 @@ class _Replay:
                 counts[group] = counts.get(group, 0) + 1
                 if counts[group] > 1:
                     raise _Unsure  # feedparser's precedence between repeats is subtle
+        self.has_content = False
 
     def _content(self, element: etree._Element, attrs: dict[str, str], base: str,
                  lang: str | None, context: dict[str, Any], target: str,
@@ -832,6 +878,22 @@ class _Replay:
             tag = {"term": value, "scheme": None, "label": None}
             if tag not in tags:
                 tags.append(tag)
+
+    @staticmethod
+    def _itunes_keywords(element: etree._Element, attrs: dict[str, str],
+                         context: dict[str, Any]) -> None:
+        """Comma-separated keywords, each a tag (feedparser's _end_itunes_keywords)."""
+        if attrs:
+            # feedparser then stores the attributes instead of its text, and
+            # its end handler fails on the missing text.
+            raise _Unsure
+        tags = context.setdefault("tags", [])
+        for term in _finish(_leaf_text(element)).split(","):
+            term = term.strip()
+            if term:
+                tag = {"term": term, "scheme": _ITUNES_SCHEME, "label": None}
+                if tag not in tags:
+                    tags.append(tag)
 
     def _itunes(self, element: etree._Element) -> None:
         """An iTunes element, and iTunes elements only inside it; see the callers."""
