@@ -439,7 +439,10 @@ class Aggregator:
                 if fetched.status != 304:
                     body_hash = hashlib.sha256(fetched.body).hexdigest()
                     if body_hash != feed_state.body_hash:
-                        _, entries = await self._parse(fetched, "comment", source, now)
+                        parsed, entries = await self._parse(fetched, "comment", source, now)
+                        if parsed.warning:
+                            log.warning("source=%s comment feed %s warning: %s",
+                                        source.name, feed_state.url, parsed.warning)
                 report = await self._ingest(self.store.comment_feed_job(
                     feed_state, now=now, fetch=fetched, entries=entries, body_hash=body_hash,
                 ))

@@ -248,3 +248,20 @@ def test_a_feed_read_despite_a_fault_says_so_in_the_log(
     with caplog.at_level("INFO", logger="aggregator"):
         report = run_pass(config, f"sqlite:///{tmp_path / 'b.db'}", publish=False)
     assert report.outcomes[0].warning is None and "feed warning" not in caplog.text
+
+
+def test_a_comment_feed_read_despite_a_fault_says_so_in_the_log(
+    tmp_path: Path, blog: BlogServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    comments = "/marketingfacts/2005/05/open-source-dringt-door-in-marketing/feed/"
+    blog.set_route(comments, fixture(comments), content_type="text/plain")
+    with caplog.at_level("INFO", logger="aggregator"):
+        report = run_pass(config, f"sqlite:///{tmp_path / 'a.db'}", publish=False)
+    (outcome,) = report.outcomes
+    assert outcome.report.new_comments > 0 and outcome.comment_errors == 0
+    assert outcome.warning is None  # the post feed itself is clean
+    lines = [line for line in caplog.text.splitlines() if "warning:" in line]
+    assert len(lines) == 1, lines
+    assert (f"source=marketingfacts comment feed {blog.url(comments)} warning: "
+            "document declared as us-ascii, but parsed as utf-8") in lines[0]
