@@ -114,7 +114,8 @@ _DATE_KEYS = {
 _AUTHOR_KEYS = frozenset({"author", "dc_creator", "dc_author", "managingeditor"})
 _TITLE_KEYS = frozenset({"title", "dc_title"})
 _SUMMARY_KEYS = {"description": "text/html", "dc_description": "text/html",
-                 "summary": "text/plain", "itunes_summary": "text/plain"}
+                 "media_description": "text/html", "summary": "text/plain",
+                 "itunes_summary": "text/plain"}
 _CATEGORY_KEYS = frozenset({"category", "dc_subject", "keywords"})
 _LANGUAGE_KEYS = frozenset({"language", "dc_language"})
 _PERSON_PARTS = {"name": "name", "email": "email", "uri": "href", "url": "href",
@@ -617,11 +618,10 @@ class _Replay:
         entry: dict[str, Any] = {}
         self.entries.append(entry)
         counts: dict[str, int] = {}
-        # feedparser's hasContent: set by content, cleared when the item ends.
-        # A summary-like element arriving while the entry has a summary but no
-        # content yet is read as content (a podcast's description beside its
-        # itunes:summary).
-        has_content = self.has_content
+        # self.has_content is feedparser's hasContent: set by content, cleared
+        # when the item ends. A summary-like element arriving while the entry
+        # has a summary but no content yet is read as content (a podcast's
+        # description beside its itunes:summary).
         for child in item:
             self._declare(child, item)
             key = self._key(child)
@@ -641,10 +641,10 @@ class _Replay:
                 # Repeats are replayed: all sit at one depth, so the last
                 # summary wins, unless it becomes content (above).
                 group = ""
-                if "summary" in entry and not has_content:
+                if "summary" in entry and not self.has_content:
                     if "src" in child_attrs:
                         raise _Unsure
-                    has_content = True
+                    self.has_content = True
                     self._content(child, child_attrs, child_base, child_lang, entry,
                                   "content", "text/plain")
                 else:
@@ -652,14 +652,14 @@ class _Replay:
                                   "summary", _SUMMARY_KEYS[key])
             elif key == "content_encoded":
                 group = ""
-                has_content = True
+                self.has_content = True
                 self._content(child, child_attrs, child_base, child_lang, entry, "content",
                               "text/html")
             elif key == "content":
                 group = ""
                 if "src" in child_attrs:
                     raise _Unsure
-                has_content = True
+                self.has_content = True
                 self._content(child, child_attrs, child_base, child_lang, entry, "content",
                               "text/plain")
             elif key in _DATE_KEYS:
@@ -711,7 +711,11 @@ class _Replay:
                 if len(child):
                     if key != "media_content":
                         raise _Unsure
-                    self._media_parts(child, titled=bool(entry.get("title")))
+                    self._media_parts(child, child_base, child_lang, entry)
+            elif key == "media_group":
+                # YouTube's: feedparser has no state for the group itself.
+                group = ""
+                self._media_group(child, child_base, child_lang, entry)
             else:
                 group = ""
                 self._generic(child, child_attrs, key, child_base, entry, _ENTRY_KEYS,
@@ -902,20 +906,58 @@ class _Replay:
             if not self._key(part).startswith("itunes_"):
                 raise _Unsure
 
-    def _media_parts(self, element: etree._Element, titled: bool) -> None:
-        """What a media:content holds (WordPress.com puts the author's avatar there).
+    def _media_group(self, group: etree._Element, base: str, lang: str | None,
+                     entry: dict[str, Any]) -> None:
+        """A media:group (YouTube): a title, content, thumbnails, a description."""
+        for part in group:
+            self._declare(part, group)
+            key = self._key(part)
+            if key == "media_content":
+                self._media_parts(part, base, lang, entry)
+            elif key in ("media_title", "media_thumbnail", "media_description") \
+                    or key in _MEDIA_PARTS:
+                self._media_part(part, key, base, lang, entry)
+            else:  # YouTube's media:community, or anything feedparser stores unread
+                self._generic(part, self._attrs(part), key, base, entry, _ENTRY_KEYS,
+                              in_entry=True)
 
-        feedparser reads a media:title as the entry's title, unless the entry
-        already has a non-empty one at a shallower depth; the other parts
-        admitted here land on keys parse.py never reads.
-        """
+    def _media_parts(self, element: etree._Element, base: str, lang: str | None,
+                     entry: dict[str, Any]) -> None:
+        """What a media:content holds (WordPress.com puts the author's avatar there)."""
         for part in element:
             self._declare(part, element)
             key = self._key(part)
-            if len(part) or (key == "media_title" and not titled):
+            if key not in ("media_title", "media_description") and key not in _MEDIA_PARTS:
                 raise _Unsure
-            if key != "media_title" and key not in _MEDIA_PARTS:
+            self._media_part(part, key, base, lang, entry)
+
+    def _media_part(self, part: etree._Element, key: str, base: str, lang: str | None,
+                    entry: dict[str, Any]) -> None:
+        """A media element below an entry's own children.
+
+        feedparser reads a media:title there as the entry's title unless the
+        entry already has a non-empty one (at a shallower depth), and a
+        media:description with its description handler: the summary if the
+        entry has none, else its content if it has none. A summary recorded
+        at a shallower depth is kept when the entry has content, but the
+        detail is overwritten: that case is left to feedparser. The other
+        parts admitted land on keys parse.py never reads.
+        """
+        if len(part):
+            raise _Unsure
+        if key == "media_title":
+            if not entry.get("title"):
                 raise _Unsure
+        elif key == "media_description":
+            attrs = self._attrs(part)
+            part_base, part_lang = self._scope(attrs, base, lang)
+            if "summary" not in entry:
+                self._content(part, attrs, part_base, part_lang, entry, "summary", "text/html")
+            elif self.has_content or "src" in attrs:
+                raise _Unsure
+            else:
+                self.has_content = True
+                self._content(part, attrs, part_base, part_lang, entry, "content", "text/plain")
 
     def _generic(self, element: etree._Element, attrs: dict[str, str], key: str, base: str,
                  context: dict[str, Any], read_keys: frozenset[str], in_entry: bool) -> None:

@@ -270,6 +270,7 @@ def rss_items(draw: st.DrawFn) -> str:
             "<description>Nog een beschrijving</description>",
             "<dc:description><![CDATA[<b>Vet</b>]]></dc:description>",
             '<source url="https://elders.example/feed/">Elders</source>',
+            "<media:description>Media</media:description>",
             "<source>Zonder adres</source>",
         ])))
     if draw(st.booleans()):  # WordPress.com: the author's avatar
@@ -280,6 +281,10 @@ def rss_items(draw: st.DrawFn) -> str:
             '<media:thumbnail url="/t.jpg"/></media:content>',
             '<media:content url="/a.jpg"><media:description>d</media:description>'
             '</media:content>',
+            "<media:group><media:title>m</media:title><media:description>&lt;i&gt;g&lt;/i&gt;"
+            "</media:description><media:thumbnail url='/t.jpg'/></media:group>",
+            "<media:group><media:content url='/v.mp4'/><media:community>"
+            "<media:statistics views='3'/></media:community></media:group>",
         ])))
     lang = draw(LANGS)
     base = draw(st.sampled_from(["", ' xml:base="https://other.example/dir/"', ' xml:base="sub/"']))
@@ -380,6 +385,14 @@ def atom_entries(draw: st.DrawFn) -> str:
         if draw(st.booleans()):
             kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
             parts.append(f"<{name}{kind}>{escape(draw(HTML_BODIES))}</{name}>")
+    if draw(st.booleans()):  # YouTube
+        parts.append(draw(st.sampled_from([
+            "<media:group><media:title>Video</media:title><media:description>Over "
+            "&lt;b&gt;merken&lt;/b&gt;</media:description><media:thumbnail url='/t.jpg'/>"
+            "</media:group>",
+            "<media:group><media:content url='/v.mp4' type='video/mp4'/><media:community>"
+            "<media:starRating count='2' average='4'/></media:community></media:group>",
+        ])))
     if draw(st.booleans()):
         parts.append('<category term="Marketing" label="M"/>')
     if draw(st.booleans()):
@@ -411,6 +424,7 @@ def atom_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     text = ('<?xml version="1.0" encoding="utf-8"?>'
             f'<feed xmlns="http://www.w3.org/2005/Atom"{base}{lang} '
             'xmlns:gd="http://schemas.google.com/g/2005" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
             f"{''.join(head)}{entries}</feed>")
     media = draw(st.sampled_from(["application/atom+xml; charset=UTF-8", "text/xml",
@@ -709,6 +723,92 @@ def test_what_a_source_or_keywords_leave_to_feedparser() -> None:
         b"<rss version", b'<rss xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" version')
     assert fast_parse(body, RSS_HEADERS, FEED_URL) is None
     assert compare(body.replace(b" a='b'", b""), RSS_HEADERS, FEED_URL)
+
+
+YOUTUBE_ENTRY = """<entry>
+  <id>yt:video:{n}</id><yt:videoId>{n}</yt:videoId><yt:channelId>UCx</yt:channelId>
+  <title>Merkverhalen {n} &amp; meer</title>
+  <link rel="alternate" href="https://www.youtube.com/watch?v={n}"/>
+  <author><name>Merkverhalen</name><uri>https://www.youtube.com/channel/UCx</uri></author>
+  <published>2025-05-0{n}T10:00:00+00:00</published><updated>2025-05-0{n}T11:00:00+00:00</updated>
+  <media:group>
+    <media:title>Merkverhalen {n} &amp; meer</media:title>
+    <media:content url="https://www.youtube.com/v/{n}?version=3"
+      type="application/x-shockwave-flash" width="640" height="390"/>
+    <media:thumbnail url="https://i1.ytimg.com/vi/{n}/hqdefault.jpg" width="480" height="360"/>
+    <media:description>In deze aflevering: merken, community &amp; &lt;b&gt;groei&lt;/b&gt;.
+https://merkverhalen.example/{n}</media:description>
+    <media:community>
+      <media:starRating count="12" average="5.00" min="1" max="5"/>
+      <media:statistics views="345"/>
+    </media:community>
+  </media:group>
+</entry>"""
+
+
+def youtube_feed(entries: int = 3, entry: str = YOUTUBE_ENTRY) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns:yt="http://www.youtube.com/xml/'
+            'schemas/2015" xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns="http://www.w3.org/2005/Atom"><link rel="self" '
+            'href="https://www.youtube.com/feeds/videos.xml?channel_id=UCx"/>'
+            "<id>yt:channel:x</id><yt:channelId>x</yt:channelId><title>Merkverhalen</title>"
+            '<link rel="alternate" href="https://www.youtube.com/channel/UCx"/>'
+            "<author><name>Merkverhalen</name><uri>https://www.youtube.com/channel/UCx</uri>"
+            "</author><published>2020-01-01T00:00:00+00:00</published>"
+            + "".join(entry.format(n=n) for n in range(1, entries + 1)) + "</feed>").encode()
+
+
+def test_a_youtube_channel_feed_takes_the_fast_path() -> None:
+    body = youtube_feed()
+    assert compare(body, ATOM_HEADERS, FEED_URL), "the fast path declined"
+    entry = fast_parse(body, ATOM_HEADERS, FEED_URL).entries[0]
+    assert entry.title == "Merkverhalen 1 & meer"
+    # feedparser's description handler: the text is HTML.
+    assert entry.summary_html.startswith("In deze aflevering: merken, community & <b>groei</b>")
+    assert entry.link == "https://www.youtube.com/watch?v=1"
+
+
+@pytest.mark.parametrize(("change", "fast"), [
+    # the entry has a summary: the group's description becomes its content
+    (("<media:group>", "<summary>Kort</summary><media:group>"), True),
+    # a summary after the group: it becomes the content
+    (("</media:group>", "</media:group><summary>Later</summary>"), True),
+    # a description inside media:content first: the group's becomes the content
+    (('type="application/x-shockwave-flash"', 'type="video/mp4"><media:description>'
+      "Binnen</media:description></media:content><media:content url='/b.mp4'"), True),
+    # content, then the group: feedparser keeps the summary but not its detail
+    (("<media:group>", "<content type='html'>&lt;p&gt;Alles&lt;/p&gt;</content><media:group>"),
+     False),
+    (("<media:group>", "<content>Alles</content><summary>Kort</summary><media:group>"), False),
+    # no title before the group: feedparser takes the media:title
+    (("<title>Merkverhalen {n} &amp; meer</title>", ""), False),
+])
+def test_youtube_variations_agree(change: tuple[str, str], fast: bool) -> None:
+    old, new = change
+    assert old in YOUTUBE_ENTRY
+    body = youtube_feed(2, YOUTUBE_ENTRY.replace(old, new))
+    assert compare(body, ATOM_HEADERS, FEED_URL) == fast
+
+
+def test_an_rss_media_group_agrees() -> None:
+    group = (b"<media:group><media:description>Groep</media:description>"
+             b"<media:thumbnail url='/t.jpg'/></media:group>")
+    body = wordpress_feed(2, post_bytes=100).replace(
+        b"<rss version", b'<rss xmlns:media="http://search.yahoo.com/mrss/" version')
+    without_content = re.sub(rb"(?s)<content:encoded>.*?</content:encoded>", b"", body)
+    # After the description: read as the content.
+    changed = without_content.replace(b"</item>", group + b"</item>")
+    assert compare(changed, RSS_HEADERS, FEED_URL), "the fast path declined"
+    assert [e.content_html for e in fast_parse(changed, RSS_HEADERS, FEED_URL).entries] \
+        == ["Groep", "Groep"]
+    # Before it: the summary, and the description becomes the content.
+    changed = without_content.replace(b"<description>", group + b"<description>")
+    assert compare(changed, RSS_HEADERS, FEED_URL), "the fast path declined"
+    first = fast_parse(changed, RSS_HEADERS, FEED_URL).entries[0]
+    assert first.summary_html == "Groep" and first.content_html.startswith("Samenvatting 0")
+    # After content:encoded and the description: left to feedparser.
+    assert fast_parse(body.replace(b"</item>", group + b"</item>"), RSS_HEADERS,
+                      FEED_URL) is None
 
 
 _AUTHOR_FORMS = ["Marco Derksen", "", "femke@example.com (Femke Marcar)",
