@@ -370,7 +370,11 @@ class _Replay:
         for child in root:
             self._declare(child, root)
             if self._key(child) != "channel":
-                raise _Unsure
+                # A host's <script> or tracking element beside the channel:
+                # feedparser stores such an element's text only inside the
+                # channel, and its attributes under its name, unread here.
+                self._outside_channel(child)
+                continue
             channels += 1
             child_attrs = self._attrs(child)
             if "lastmod" in child_attrs or "href" in child_attrs:
@@ -379,6 +383,15 @@ class _Replay:
             self._feed_children(child, child_base, child_lang)
         if channels != 1:
             raise _Unsure
+
+    def _outside_channel(self, element: etree._Element) -> None:
+        key = self._key(element)
+        if key in _HANDLED or key in _KEYMAP or key in _FEED_KEYS or key in _READ_GENERIC \
+                or key.endswith(_COUNTED_SUFFIXES):
+            raise _Unsure
+        for child in element:
+            self._declare(child, element)
+            self._outside_channel(child)
 
     def _atom(self, root: etree._Element, base: str, lang: str | None) -> None:
         if self.version != "atom10" or root.tag != f"{{{_ATOM_NS}}}feed":

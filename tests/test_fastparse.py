@@ -334,7 +334,7 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
             'xmlns:media="http://search.yahoo.com/mrss/" '
             'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
             'xmlns:thr="http://purl.org/syndication/thread/1.0">'
-            f"<channel>{''.join(channel)}{items}</channel></rss>")
+            f"<channel>{''.join(channel)}{items}</channel>{draw(BESIDE_CHANNEL)}</rss>")
     body = text.encode(encoding if declaration.startswith('<?xml version="1.0" encoding')
                        else "utf-8", "xmlcharrefreplace")
     charset = draw(st.sampled_from(["; charset=UTF-8", "", f"; charset={encoding}"]))
@@ -346,6 +346,10 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+#: What hosts put after the channel (analytics), and elements feedparser would read.
+BESIDE_CHANNEL = st.sampled_from(["", "", "<script>var a = 1;</script>",
+                                  "<script src='/t.js'/>", "<ttl>9</ttl>",
+                                  "<x><dc:creator>Iemand</dc:creator></x>"])
 SUBSTACK_ITUNES = ("<itunes:owner><itunes:email><![CDATA[groei@substack.com]]></itunes:email>"
                    "<itunes:name><![CDATA[Femke]]></itunes:name></itunes:owner>"
                    "<itunes:author><![CDATA[Femke]]></itunes:author>"
@@ -809,6 +813,23 @@ def test_an_rss_media_group_agrees() -> None:
     # After content:encoded and the description: left to feedparser.
     assert fast_parse(body.replace(b"</item>", group + b"</item>"), RSS_HEADERS,
                       FEED_URL) is None
+
+
+@pytest.mark.parametrize(("change", "fast"), [
+    # free hosts inject analytics after the channel
+    (("</channel>", "</channel><script>var x = 1 &lt; 2;</script>"), True),
+    (("</channel>", "</channel><script src='/a.js' async='async'></script>"), True),
+    (("<channel>", "<div><span>x</span></div><channel>"), True),
+    # elements feedparser reads, or whose text parse.py would read: left to it
+    (("</channel>", "</channel><ttl>5</ttl>"), False),
+    (("</channel>", "</channel><title>x</title>"), False),
+    (("</channel>", "</channel><channel><title>y</title></channel>"), False),
+    (("</channel>", "</channel><x><item><title>z</title></item></x>"), False),
+])
+def test_elements_beside_the_channel_agree(change: tuple[str, str], fast: bool) -> None:
+    old, new = change
+    body = wordpress_feed(2, post_bytes=100).replace(old.encode(), new.encode())
+    assert compare(body, RSS_HEADERS, FEED_URL) == fast
 
 
 _AUTHOR_FORMS = ["Marco Derksen", "", "femke@example.com (Femke Marcar)",
