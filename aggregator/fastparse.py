@@ -145,6 +145,8 @@ _ITUNES_SCHEME = "http://www.itunes.com/"
 _MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
                           "media_rating", "media_license", "media_restriction",
                           "media_hash"})
+#: feedparser's names for the versions an <rss> root states (else "rss").
+_RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
 _IMAGE_PARTS = frozenset({"url", "title", "link", "width", "height", "description"})
 
 _XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
@@ -361,11 +363,12 @@ class _Replay:
 
     def _rss(self, root: etree._Element, attrs: dict[str, str], base: str,
              lang: str | None) -> None:
-        if (not self.version or not self.version.startswith("rss")) \
-                and attrs.get("version", "").startswith("2."):
-            self.version = "rss20"
-        if self.version != "rss20":
-            raise _Unsure
+        # feedparser's _start_rss. Its handlers ask only whether the version
+        # starts with "rss", so 0.9x and a missing version read as 2.0 does.
+        if not self.version or not self.version.startswith("rss"):
+            stated = attrs.get("version", "")
+            self.version = _RSS_VERSIONS.get(stated) or (
+                "rss20" if stated.startswith("2.") else "rss")
         channels = 0
         for child in root:
             self._declare(child, root)
@@ -725,6 +728,11 @@ class _Replay:
                     if key != "media_content":
                         raise _Unsure
                     self._media_parts(child, child_base, child_lang, entry)
+            elif key in _MEDIA_PARTS:
+                # A photo credit beside media:content (WordPress news themes).
+                group = ""
+                if len(child):
+                    raise _Unsure
             elif key == "media_group":
                 # YouTube's: feedparser has no state for the group itself.
                 group = ""
