@@ -144,7 +144,7 @@ _ITUNES_SCHEME = "http://www.itunes.com/"
 # Inside media:content: stored by feedparser under keys parse.py never reads.
 _MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
                           "media_rating", "media_license", "media_restriction",
-                          "media_hash"})
+                          "media_hash", "media_player"})
 #: feedparser's names for the versions an <rss> root states (else "rss").
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
 _IMAGE_PARTS = frozenset({"url", "title", "link", "width", "height", "description"})
@@ -321,6 +321,11 @@ class _Replay:
         # of the next item.
         self.has_content = False
         self.feed_summary = False
+        # feedparser's title depth in the current entry: set by its own
+        # non-empty title, reset by an RSS <source>. While set, a media:title
+        # (at its depth or below) is ignored; else it is read, or overwrites
+        # the title's detail, which is left to feedparser.
+        self.title_depth_set = False
 
     # ------------------------------------------------------------------ driver
 
@@ -633,6 +638,7 @@ class _Replay:
             raise _Unsure
         entry: dict[str, Any] = {}
         self.entries.append(entry)
+        self.title_depth_set = False
         counts: dict[str, int] = {}
         # self.has_content is feedparser's hasContent: set by content, cleared
         # when the item ends. A summary-like element arriving while the entry
@@ -647,6 +653,7 @@ class _Replay:
                 group = "title"
                 self._content(child, child_attrs, child_base, child_lang, entry, "title",
                               "text/plain")
+                self.title_depth_set = bool(entry["title"])
             elif key == "link":
                 group = ""
                 self._link(child, child_attrs, child_base, entry, in_entry=True)
@@ -702,6 +709,7 @@ class _Replay:
                 group = ""
                 if len(child):
                     raise _Unsure
+                self.title_depth_set = False
             elif key in _CATEGORY_KEYS:
                 group = ""
                 self._category(child, child_attrs, entry)
@@ -732,6 +740,12 @@ class _Replay:
                 # A photo credit beside media:content (WordPress news themes).
                 group = ""
                 if len(child):
+                    raise _Unsure
+            elif key == "media_title":
+                # PeerTube's: ignored after the entry's own non-empty title
+                # (see title_depth_set); else it is read as the title.
+                group = ""
+                if len(child) or not self.title_depth_set:
                     raise _Unsure
             elif key == "media_group":
                 # YouTube's: feedparser has no state for the group itself.
@@ -967,7 +981,7 @@ class _Replay:
         if len(part):
             raise _Unsure
         if key == "media_title":
-            if not entry.get("title"):
+            if not self.title_depth_set:
                 raise _Unsure
         elif key == "media_description":
             attrs = self._attrs(part)
