@@ -597,6 +597,12 @@ class _Replay:
                     self.has_content = True
                 elif key == "itunes_summary":
                     self.feed_summary = True
+            elif key == "content_encoded" and not self.is_atom:
+                # A podcast channel's show notes: the channel's content (and,
+                # copied, its summary), unread; the state lasts into the first item.
+                if len(child) or "type" in attrs:
+                    raise _Unsure
+                self.has_content = self.feed_summary = True
             elif key in _IGNORED_FEED_LEAVES:
                 if len(child):
                     raise _Unsure

@@ -318,6 +318,8 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         channel.append(f"<wfw:commentRss>{escape(draw(LINKS))}</wfw:commentRss>")
     if draw(st.booleans()):
         channel.append("<managingEditor>ed@example.com (Editor)</managingEditor>")
+    if draw(st.booleans()):  # a podcast channel's show notes
+        channel.append("<content:encoded><![CDATA[<p>Over de show</p>]]></content:encoded>")
     if draw(st.booleans()):  # Substack writes these into every feed
         channel.append(draw(st.sampled_from([
             SUBSTACK_ITUNES,
@@ -725,6 +727,23 @@ def test_an_rss_source_beside_a_media_title_agrees(item: str, fast: bool) -> Non
     assert compare(body, RSS_HEADERS, FEED_URL) == fast
     if fast:
         assert fast_parse(body, RSS_HEADERS, FEED_URL).entries[0].title == "Eerste"
+
+
+def test_a_channel_with_show_notes_agrees() -> None:
+    # A channel's content:encoded is its content and, copied, its summary; a
+    # channel description after the first item is then read as content too,
+    # and the state that leaves lasts to the end of the next item.
+    def item(n: int) -> str:
+        return (f"<item><title>{n}</title><description>Eerste {n}</description>"
+                f"<description>Tweede {n}</description></item>")
+    body = (wordpress_feed(0).replace(b"<ttl>", (
+        "<content:encoded><![CDATA[<p>Over de show</p>]]></content:encoded>"
+        + item(1) + "<description>Later</description>" + item(2) + item(3)).encode()
+        + b"<ttl>"))
+    assert compare(body, RSS_HEADERS, FEED_URL), "the fast path declined"
+    entries = fast_parse(body, RSS_HEADERS, FEED_URL).entries
+    assert [(e.summary_html, e.content_html) for e in entries] == [
+        ("Tweede 1", ""), ("Tweede 2", ""), ("Eerste 3", "Tweede 3")]
 
 
 def test_what_a_source_or_keywords_leave_to_feedparser() -> None:
