@@ -613,7 +613,9 @@ class _Replay:
                 self._itunes(child)
             else:
                 self._generic(child, attrs, key, child_base, feed, _FEED_KEYS, in_entry=False)
-        if titles > 1 or authors > 1 or ids > 1:
+        # An RSS channel's author is never read by parse.py: <author> beside
+        # <dc:creator> (Laminas) may stay. An Atom feed's is every entry's default.
+        if titles > 1 or (authors > 1 and self.is_atom) or ids > 1:
             raise _Unsure
 
     def _image(self, image: etree._Element, base: str, lang: str | None) -> None:

@@ -318,6 +318,8 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         channel.append(f"<wfw:commentRss>{escape(draw(LINKS))}</wfw:commentRss>")
     if draw(st.booleans()):
         channel.append("<managingEditor>ed@example.com (Editor)</managingEditor>")
+    if draw(st.booleans()):  # Laminas writes both
+        channel.append("<author>ed@example.com (Editor)</author><dc:creator>Editor</dc:creator>")
     if draw(st.booleans()):  # a podcast channel's show notes
         channel.append("<content:encoded><![CDATA[<p>Over de show</p>]]></content:encoded>")
     if draw(st.booleans()):  # Substack writes these into every feed
