@@ -145,6 +145,8 @@ _ITUNES_SCHEME = "http://www.itunes.com/"
 _MEDIA_PARTS = frozenset({"media_thumbnail", "media_credit", "media_copyright",
                           "media_rating", "media_license", "media_restriction",
                           "media_hash", "media_player"})
+# What a media:content or media:group may hold (see _media_part).
+_MEDIA_BELOW = _MEDIA_PARTS | {"media_title", "media_description"}
 #: feedparser's names for the versions an <rss> root states (else "rss").
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
 _IMAGE_PARTS = frozenset({"url", "title", "link", "width", "height", "description"})
@@ -670,17 +672,10 @@ class _Replay:
                 self._guid(child, child_attrs, child_base, entry, in_entry=True)
             elif key in _SUMMARY_KEYS:
                 # Repeats are replayed: all sit at one depth, so the last
-                # summary wins, unless it becomes content (above).
+                # summary wins, unless it becomes content.
                 group = ""
-                if "summary" in entry and not self.has_content:
-                    if "src" in child_attrs:
-                        raise _Unsure
-                    self.has_content = True
-                    self._content(child, child_attrs, child_base, child_lang, entry,
-                                  "content", "text/plain")
-                else:
-                    self._content(child, child_attrs, child_base, child_lang, entry,
-                                  "summary", _SUMMARY_KEYS[key])
+                self._summary(child, child_attrs, child_base, child_lang, entry,
+                              _SUMMARY_KEYS[key], below=False)
             elif key == "content_encoded":
                 group = ""
                 self.has_content = True
@@ -957,8 +952,7 @@ class _Replay:
             key = self._key(part)
             if key == "media_content":
                 self._media_parts(part, base, lang, entry)
-            elif key in ("media_title", "media_thumbnail", "media_description") \
-                    or key in _MEDIA_PARTS:
+            elif key in _MEDIA_BELOW:
                 self._media_part(part, key, base, lang, entry)
             else:  # YouTube's media:community, or anything feedparser stores unread
                 self._generic(part, self._attrs(part), key, base, entry, _ENTRY_KEYS,
@@ -970,7 +964,7 @@ class _Replay:
         for part in element:
             self._declare(part, element)
             key = self._key(part)
-            if key not in ("media_title", "media_description") and key not in _MEDIA_PARTS:
+            if key not in _MEDIA_BELOW:
                 raise _Unsure
             self._media_part(part, key, base, lang, entry)
 
@@ -994,13 +988,27 @@ class _Replay:
         elif key == "media_description":
             attrs = self._attrs(part)
             part_base, part_lang = self._scope(attrs, base, lang)
-            if "summary" not in entry:
-                self._content(part, attrs, part_base, part_lang, entry, "summary", "text/html")
-            elif self.has_content or "src" in attrs:
+            self._summary(part, attrs, part_base, part_lang, entry, "text/html", below=True)
+
+    def _summary(self, element: etree._Element, attrs: dict[str, str], base: str,
+                 lang: str | None, entry: dict[str, Any], default_type: str,
+                 below: bool) -> None:
+        """A description or summary, as feedparser's handlers for them decide.
+
+        The entry's summary, unless it has one and no content yet (see
+        has_content): then its content. Below the entry's own children
+        (``below``), a summary recorded higher up would be kept while its
+        detail is overwritten: that is left to feedparser.
+        """
+        if "summary" in entry and not self.has_content:
+            if "src" in attrs:
                 raise _Unsure
-            else:
-                self.has_content = True
-                self._content(part, attrs, part_base, part_lang, entry, "content", "text/plain")
+            self.has_content = True
+            self._content(element, attrs, base, lang, entry, "content", "text/plain")
+        elif below and "summary" in entry:
+            raise _Unsure
+        else:
+            self._content(element, attrs, base, lang, entry, "summary", default_type)
 
     def _generic(self, element: etree._Element, attrs: dict[str, str], key: str, base: str,
                  context: dict[str, Any], read_keys: frozenset[str], in_entry: bool) -> None:
