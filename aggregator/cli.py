@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from aggregator.pipeline import PassReport
+    from aggregator.store import SourceStatus
 
 
 @functools.cache
@@ -346,6 +347,7 @@ def status(state: State, as_json: bool) -> None:
                 "posts": row.posts if row else 0, "comments": row.comments if row else 0,
                 "errors": row.error_count if row else 0,
                 "last_error": row.last_error if row else None,
+                "warning": row.last_warning if row else None,
                 "next_check": row.next_check_at.isoformat() if row and row.next_check_at else None,
                 "moved_to": row.moved_to if row else None,
             })
@@ -355,7 +357,7 @@ def status(state: State, as_json: bool) -> None:
 
     table = Table(title=f"Sources in {config.path}")
     for column in ("source", "health", "last fetch", "HTTP", "posts", "comments", "errors",
-                   "next check", "last error"):
+                   "next check", "last error or warning"):
         table.add_column(column, overflow="fold")
     for source, row, health in records:
         _add_row(table,
@@ -365,9 +367,17 @@ def status(state: State, as_json: bool) -> None:
             str(row.posts) if row else "0", str(row.comments) if row else "0",
             str(row.error_count) if row else "0",
             _ago(row.next_check_at, now) if row and row.next_check_at else "-",
-            (row.last_error or "") if row else "",
+            _error_or_warning(row),
         )
     _console().print(table)
+
+
+def _error_or_warning(row: SourceStatus | None) -> str:
+    if row is None:
+        return ""
+    if row.last_error:
+        return row.last_error
+    return f"warning: {row.last_warning}" if row.last_warning else ""
 
 
 @cli.command("check-config")

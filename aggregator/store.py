@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     text,
     update,
@@ -200,6 +201,8 @@ class SourceStatus:
     gone: bool
     posts: int
     comments: int
+    #: What was wrong with the feed last read, though it was read.
+    last_warning: str | None = None
 
 
 #: SQLite's page cache per connection, in KiB (SQLite's default is 2,000).
@@ -371,6 +374,9 @@ class Store:
                 log.info("filed %d topic row(s) of stored posts", added)
             # 3: dedupe_key_recent is a new table, which create_all made; the
             # keys already in dedupe_key stay there.
+            if version < 4 and "last_warning" not in {
+                    column["name"] for column in inspect(connection).get_columns("source")}:
+                connection.execute(text("ALTER TABLE source ADD COLUMN last_warning TEXT"))
             connection.execute(update(MetaRow).where(MetaRow.key == "schema_version")
                                .values(value=str(SCHEMA_VERSION)))
             connection.commit()
@@ -734,6 +740,9 @@ class Store:
         topic_index.replace_topics(session, writes.filed, new=True)
         self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
+        # Kept while the body is unchanged (a 304 or the same bytes), which
+        # is not parsed again.
+        row.last_warning = feed.warning
         _record_success(row, fetch, now)
         # The source stays leased: the lease covers its comment feeds too, and
         # the worker releases it when it is done with both (Store.release).
@@ -1420,6 +1429,7 @@ class Store:
                     next_check_at=as_utc(row.next_check_at), moved_to=row.moved_to,
                     gone=row.gone, posts=counts.get((row.id or 0, "post"), 0),
                     comments=counts.get((row.id or 0, "comment"), 0),
+                    last_warning=row.last_warning,
                 ))
             return result
 

@@ -23,7 +23,8 @@ from sqlmodel import Field, SQLModel
 #: indexes on entry; Store._migrate upgrades a version-1 store in place.
 #: 3: dedupe_key_recent (aggregator.dedupe_index), where new dedupe keys wait
 #: to be merged. An older aggregator would neither read nor merge them.
-SCHEMA_VERSION = 3
+#: 4: source.last_warning, what was wrong with a feed read all the same.
+SCHEMA_VERSION = 4
 
 
 class SourceRow(SQLModel, table=True):
@@ -51,6 +52,9 @@ class SourceRow(SQLModel, table=True):
     last_success_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
+    #: What was wrong with the feed last read (not well-formed, served as a web
+    #: page, a wrong charset …) though it was read; None when nothing was.
+    last_warning: str | None = Field(default=None, sa_type=Text)
     error_count: int = 0
     failing_since: datetime | None = None
     gone: bool = False

@@ -17,7 +17,7 @@ from typing import Any
 
 import feedparser
 import pytest
-from blogserver import BlogServer
+from blogserver import SEEDBLOGS, BlogServer
 from lxml import etree
 
 EXPECTED = json.loads(
@@ -122,6 +122,12 @@ def run_cli_in_python(config: Path, args: list[str], *, database_url: str,
 def blog() -> Iterator[BlogServer]:
     with BlogServer() as server:
         yield server
+
+
+def blog_fixture(path: str) -> str:
+    """The seed blogs' document at ``path``, as served before {{BASE}} is filled in."""
+    manifest = json.loads((SEEDBLOGS / "manifest.json").read_text("utf-8"))
+    return (SEEDBLOGS / manifest["documents"][path]["file"]).read_text("utf-8")
 
 
 def parsed(path: Path) -> Any:
@@ -256,6 +262,26 @@ def test_status_and_export_report_the_store(
     assert rows["videopodcast"]["comments"] == 10
     assert rows["upstream"]["http_status"] == 200
     assert all(row["health"] == "ok" for row in rows.values())
+    assert all(row["warning"] is None for row in rows.values())
+
+    # A feed read despite a fault: status says what was wrong, until it changes.
+    blog.set_route("/upstream/feed/", blog_fixture("/upstream/feed/").replace(
+        "</channel>", "<item><title>Nieuw</title><link>/n</link></item></channel>"),
+        content_type="text/html")
+    assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
+    rows = {row["name"]: row for row in json.loads(
+        run_cli(config, "status", "--json", database_url=database_url).stdout)}
+    assert rows["upstream"]["warning"] == "text/html is not an XML media type"
+    assert rows["upstream"]["health"] == "ok" and rows["marketingfacts"]["warning"] is None
+    table = run_cli(config, "status", database_url=database_url)
+    assert "warning: text/html is not an XML media type" in " ".join(table.stdout.split()), \
+        table.stdout
+    blog.set_route("/upstream/feed/", blog_fixture("/upstream/feed/"),
+                   content_type="application/rss+xml; charset=UTF-8")
+    assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
+    rows = {row["name"]: row for row in json.loads(
+        run_cli(config, "status", "--json", database_url=database_url).stdout)}
+    assert rows["upstream"]["warning"] is None
 
     export = run_cli(config, "export", database_url=database_url)
     assert export.returncode == 0, export.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from aggregator import dedupe_index
 from aggregator.config import SourceConfig
 from aggregator.normalize import normalize_entry
 from aggregator.store import SourceState, Store, Unchanged
-from aggregator.tables import EntryRow
+from aggregator.tables import SCHEMA_VERSION, EntryRow
 from aggregator.types import FetchResult, ParsedEntry, ParsedFeed, Validators
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -456,21 +457,45 @@ def test_workers_filing_and_merging_keys_at_once_lose_none(
         store.close()
 
 
-def test_a_version_2_store_gets_the_recent_key_table(database_url: str) -> None:
+def upgraded_from(database_url: str, version: int, *changes: str) -> Store:
+    """A store of sources a and b with one post of a, made by ``changes`` into
+    what schema ``version`` had, then opened again: upgraded in place."""
     store = Store(database_url)
     store.sync_sources([SourceConfig(name="a", url="https://a.example/feed/"),
                         SourceConfig(name="b", url="https://b.example/feed/")], NOW)
     ingest(store, claim(store, "a"), parsed("a-1", "https://a.example/p1"))
     store.merge_recent_keys()
     with store.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE dedupe_key_recent")
-        connection.exec_driver_sql("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        for change in changes:
+            connection.exec_driver_sql(change)
+        connection.exec_driver_sql(
+            f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
     store.close()
     store = Store(database_url)
-    assert store.get_meta("schema_version") == "3"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    return store
+
+
+def test_a_version_2_store_gets_the_recent_key_table(database_url: str) -> None:
+    store = upgraded_from(database_url, 2, "DROP TABLE dedupe_key_recent")
     assert key_rows(store) == (22, 0)
     copy = parsed("b-1", "https://b.example/kopie", body=BODY + " Met een extra zin.")
     assert ingest(store, claim(store, "b"), copy).merged_posts == 1
+    store.close()
+
+
+def test_a_version_3_store_gets_the_warning_column(database_url: str) -> None:
+    store = upgraded_from(database_url, 3, "ALTER TABLE source DROP COLUMN last_warning")
+    row = {row.name: row for row in store.status()}["a"]
+    assert (row.posts, row.last_warning) == (1, None)
+    # A feed read despite a fault records what was wrong; a clean one clears it.
+    state = claim(store, "a")
+    args = feed_args(state, (parsed("a-2", "https://a.example/p2"),), None)
+    args["feed"] = replace(args["feed"], warning="text/html is not an XML media type")
+    store.ingest_source_feed(state, **args)
+    assert store.status()[0].last_warning == "text/html is not an XML media type"
+    ingest(store, claim(store, "a"), parsed("a-3", "https://a.example/p3"))
+    assert store.status()[0].last_warning is None
     store.close()
 
 
