@@ -202,7 +202,7 @@ class SourceStatus:
     posts: int
     comments: int
     #: What was wrong with the feed last read, though it was read.
-    last_warning: str | None = None
+    last_warning: str | None
 
 
 #: SQLite's page cache per connection, in KiB (SQLite's default is 2,000).
@@ -374,6 +374,7 @@ class Store:
                 log.info("filed %d topic row(s) of stored posts", added)
             # 3: dedupe_key_recent is a new table, which create_all made; the
             # keys already in dedupe_key stay there.
+            # 4: source.last_warning; a store only relabelled older has it already.
             if version < 4 and "last_warning" not in {
                     column["name"] for column in inspect(connection).get_columns("source")}:
                 connection.execute(text("ALTER TABLE source ADD COLUMN last_warning TEXT"))
