@@ -903,7 +903,8 @@ class Store:
 
         A post's feed is followed while we first saw the post within
         ``comments_days``, and only when its declared count changed since the
-        last fetch or it declares none. The site-wide feed is always due.
+        last fetch or it declares none; never while it declares 0 comments.
+        The site-wide feed is always due.
         """
         horizon = as_utc(now - timedelta(days=comments_days))
         with Session(self.engine) as session:
@@ -1551,6 +1552,11 @@ def _due_comment_feeds(
     due: dict[int, list[CommentFeedState]] = {}
     for row in rows:
         if row.pruned:
+            continue
+        if row.post_entry_id is not None and row.declared_count == 0:
+            # WordPress names a comment feed for every post; most declare no
+            # comments, and reading each one's empty feed would double the
+            # requests of a first pass. Its feed is due once a count appears.
             continue
         if (row.post_entry_id is not None and row.last_fetch_at is not None
                 and row.declared_count is not None

@@ -14,7 +14,9 @@ writes, offline and in well under a minute:
 - ``comments/bNNNN/pNNNNNN.xml``: comment feeds for about 10 % of the posts
   (1–8 comments each), RSS for WordPress blogs, Atom with
   ``thr:in-reply-to`` for Blogger ones. Only those posts name a comment
-  feed, so a client that follows comment feeds fetches exactly these;
+  feed, so a client that follows comment feeds fetches exactly these.
+  With ``--comment-feeds every``, every post names one, as WordPress and
+  Blogger do: the others declare 0 comments and their feeds are empty;
 - around the posts, what the platform writes (since version 5, ``--markup
   real``): 30 % of the WordPress blogs run Jetpack (a site and post id in
   WordPress.com's namespace, the author's avatar as ``media:content``), more
@@ -300,6 +302,8 @@ _BLOG_WORDS = ["blog", "journal", "notes", "weekly", "lab", "log", "post", "desk
 #: version 3 ("light"), Blogger's 35 % slower.
 WORDPRESS_STYLES = (("gutenberg", 0.55), ("pagebuilder", 0.30), ("classic", 0.15))
 MARKUP_CHOICES = ("real", "light")
+#: Which posts name a comment feed: those with comments, or every post.
+COMMENT_FEED_CHOICES = ("commented", "every")
 
 _TAG_OR_TEXT = re.compile(r"(<[^>]+>)")
 _EXTERNAL_LINK = re.compile(r'<a href="(https://www\.[^"]+)">')
@@ -626,6 +630,8 @@ class CorpusStats:
     bytes: int
     languages: dict[str, int]
     seconds: float = 0.0
+    #: Comment feeds of posts that declare 0 comments (``comment_feeds="every"``).
+    empty_comment_feeds: int = 0
 
 
 def _rss_date(moment: datetime) -> str:
@@ -889,17 +895,22 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
 
 
 def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int = 1,
-             comment_share: float = 0.1, markup: str = "real") -> CorpusStats:
+             comment_share: float = 0.1, markup: str = "real",
+             comment_feeds: str = "commented") -> CorpusStats:
     """Write the corpus under ``out_dir``; the same arguments give the same bytes.
 
     ``markup="light"`` writes the plain post markup of corpus version 3 (the
     same bytes); "real" dresses posts as WordPress, page builders and Blogger
-    do (see WORDPRESS_STYLES).
+    do (see WORDPRESS_STYLES). ``comment_feeds="every"`` names a comment feed
+    for every post, an empty one where the post has no comments; every
+    other byte stays as "commented" writes it.
     """
     if feeds < 1 or posts < 3 * feeds:
         raise ValueError("need at least one feed and three posts per feed")
     if markup not in MARKUP_CHOICES:
         raise ValueError(f"markup must be one of {', '.join(MARKUP_CHOICES)}")
+    if comment_feeds not in COMMENT_FEED_CHOICES:
+        raise ValueError(f"comment_feeds must be one of {', '.join(COMMENT_FEED_CHOICES)}")
     started = time.perf_counter()
     rng = random.Random(seed)
     (out_dir / "feeds").mkdir(parents=True, exist_ok=True)
@@ -907,7 +918,8 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
     documents: dict[str, dict[str, str]] = {}
     feed_list: list[dict[str, str]] = []
     stats = CorpusStats(feeds=feeds, rss_feeds=0, atom_feeds=0, posts=0, comment_feeds=0,
-                        comments=0, bytes=0, languages={"nl": 0, "de": 0, "en": 0})
+                        comments=0, bytes=0, languages={"nl": 0, "de": 0, "en": 0},
+                        empty_comment_feeds=0)
     post_no = 0
     for index, count in enumerate(_split(posts, feeds, rng)):
         blog_rng = random.Random(f"{seed}:{index}")
@@ -955,7 +967,7 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
                     else f"{BASE}/{slug}/?p={post_no}")
             with_comments = blog_rng.random() < comment_share
             comments_path = None
-            if with_comments:
+            if with_comments or comment_feeds == "every":
                 comments_path = (f"/{slug}/feeds/{post_no}/comments/default" if atom
                                  else f"/{slug}/{month}/{path_slug}/feed/")
             blog_posts.append(_Post(
@@ -993,16 +1005,21 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
             (out_dir / "comments" / slug).mkdir(exist_ok=True)
         for post in commented:
             assert post.comments_path is not None
+            # An empty feed draws nothing from the writer's stream.
             comment_doc = (_atom_comments if atom else _rss_comments)(writer, blog, post)
             data = comment_doc.encode("utf-8")
             file = f"comments/{slug}/p{post.number:06d}.xml"
             (out_dir / file).write_bytes(data)
             stats.bytes += len(data)
-            stats.comment_feeds += 1
+            if post.comment_count:
+                stats.comment_feeds += 1
+            else:
+                stats.empty_comment_feeds += 1
             stats.comments += post.comment_count
             documents[post.comments_path] = {
                 "file": file, "content_type": ATOM_TYPE if atom else RSS_TYPE,
                 "last_modified": _rss_date(post.published + timedelta(days=2)),
+                "comments": str(post.comment_count),
             }
     stats.seconds = round(time.perf_counter() - started, 2)
     manifest = {
@@ -1012,7 +1029,7 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
         "corpus": {
             "arguments": {"feeds": feeds, "posts": posts, "seed": seed,
                           "comment_share": comment_share, "markup": markup,
-                          "version": CORPUS_VERSION},
+                          "comment_feeds": comment_feeds, "version": CORPUS_VERSION},
             "stats": asdict(stats),
             "feeds": feed_list,
         },
@@ -1034,12 +1051,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markup", choices=MARKUP_CHOICES, default="real",
                         help="post markup: as blogging platforms write it (real, the "
                              "default) or the plain markup of corpus version 3 (light)")
+    parser.add_argument("--comment-feeds", choices=COMMENT_FEED_CHOICES, default="commented",
+                        help="which posts name a comment feed: those with comments (the "
+                             "default) or every post, as WordPress and Blogger do")
     args = parser.parse_args(argv)
     stats = generate(args.out_dir, feeds=args.feeds, posts=args.posts, seed=args.seed,
-                     comment_share=args.comment_share, markup=args.markup)
+                     comment_share=args.comment_share, markup=args.markup,
+                     comment_feeds=args.comment_feeds)
     print(f"{stats.feeds} feeds ({stats.rss_feeds} RSS, {stats.atom_feeds} Atom), "
           f"{stats.posts} posts {stats.languages}, {stats.comment_feeds} comment feeds with "
-          f"{stats.comments} comments, {stats.bytes / 1e6:.1f} MB in {stats.seconds:.1f} s "
+          f"{stats.comments} comments ({stats.empty_comment_feeds} empty comment feeds), "
+          f"{stats.bytes / 1e6:.1f} MB in {stats.seconds:.1f} s "
           f"→ {args.out_dir}")
     return 0
 

@@ -7,7 +7,8 @@ its own process, and then runs, one after the other against that server:
 
 1. the raw httpx fetch floor: an ``httpx.AsyncClient`` with 10 connections
    fetching every source feed once with full bodies (cold), the same plus
-   every comment feed (what a comment-following cold pass must fetch), and
+   every comment feed with comments (what a comment-following cold pass
+   must fetch: a post that declares 0 comments needs no request), and
    every source feed again with its validators (warm: all 304). No parsing;
 2. ``aggregator`` cold: ``python -m aggregator --config … fetch --all`` on a
    fresh SQLite database, every feed a source;
@@ -313,20 +314,22 @@ def measure(name: str, command: Sequence[str], *, server: Server | None = None,
 
 
 def ensure_corpus(corpus: Path, feeds: int, posts: int, seed: int,
-                  markup: str = "real") -> dict[str, Any]:
+                  markup: str = "real", comment_feeds: str = "commented") -> dict[str, Any]:
     sys.path.insert(0, str(BENCH))
     import perf_corpus
 
     manifest_file = corpus / "manifest.json"
     wanted = {"feeds": feeds, "posts": posts, "seed": seed, "comment_share": 0.1,
-              "markup": markup, "version": perf_corpus.CORPUS_VERSION}
+              "markup": markup, "comment_feeds": comment_feeds,
+              "version": perf_corpus.CORPUS_VERSION}
     if manifest_file.exists():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         if manifest.get("corpus", {}).get("arguments") == wanted:
             return manifest
         shutil.rmtree(corpus)
     print(f"generating the corpus in {corpus} …", flush=True)
-    stats = perf_corpus.generate(corpus, feeds=feeds, posts=posts, seed=seed, markup=markup)
+    stats = perf_corpus.generate(corpus, feeds=feeds, posts=posts, seed=seed, markup=markup,
+                                 comment_feeds=comment_feeds)
     print(f"  {stats.feeds} feeds, {stats.posts} posts, {stats.comment_feeds} comment feeds "
           f"({stats.comments} comments), {stats.bytes / 1e6:.0f} MB in {stats.seconds:.1f} s",
           flush=True)
@@ -570,6 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markup", choices=("real", "light"), default="real",
                         help="post markup of the corpus: as blogging platforms write it "
                              "(default) or the plain markup of corpus version 3")
+    parser.add_argument("--comment-feeds", choices=("commented", "every"), default="commented",
+                        help="which posts name a comment feed: those with comments "
+                             "(default) or every post, as WordPress and Blogger do")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="corpus directory (default: a per-size directory under /tmp)")
     parser.add_argument("--work", type=Path, default=None,
@@ -589,8 +595,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     corpus = args.corpus or Path(tempfile.gettempdir()) / (
         f"aggregator-perf-corpus-{args.feeds}-{args.posts}-{args.seed}"
-        + ("-light" if args.markup == "light" else ""))
-    manifest = ensure_corpus(corpus, args.feeds, args.posts, args.seed, args.markup)
+        + ("-light" if args.markup == "light" else "")
+        + ("-every" if args.comment_feeds == "every" else ""))
+    manifest = ensure_corpus(corpus, args.feeds, args.posts, args.seed, args.markup,
+                             args.comment_feeds)
     stats = manifest["corpus"]["stats"]
     work = args.work or Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -611,10 +619,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         urls_file = work / "feed-urls.txt"
         urls_file.write_text("\n".join(url for _, url in feed_urls), encoding="utf-8")
         all_urls_file = work / "all-urls.txt"
-        all_urls_file.write_text("\n".join(server.origin + path for path in
-                                           manifest["documents"]), encoding="utf-8")
+        all_urls_file.write_text("\n".join(
+            server.origin + path for path, document in manifest["documents"].items()
+            if document.get("comments") != "0"), encoding="utf-8")
         print(f"corpus {corpus}: {stats['feeds']} feeds, {stats['posts']} posts, "
               f"{stats['comment_feeds']} comment feeds, {stats['comments']} comments, "
+              f"{stats.get('empty_comment_feeds', 0)} empty comment feeds, "
               f"{stats['bytes'] / 1e6:.0f} MB; server {server.origin}; work {work}",
               flush=True)
 
@@ -649,7 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     print(f"\nfeeds {stats['feeds']}, posts {stats['posts']}, comment feeds "
-          f"{stats['comment_feeds']}, comments {stats['comments']}; aggregator concurrency "
+          f"{stats['comment_feeds']}, comments {stats['comments']}, empty comment feeds "
+          f"{stats.get('empty_comment_feeds', 0)}; aggregator concurrency "
           f"{args.concurrency}, per_host {args.per_host}; reader workers {args.reader_workers}; "
           f"httpx connections {args.connections}; gzip {'off' if args.no_gzip else 'on'}; "
           f"{os.cpu_count()} CPUs, load {load_before[0]:.1f} before, {load_after[0]:.1f} after")

@@ -72,6 +72,51 @@ def test_comment_feed_refetched_only_when_its_count_changes(
     assert lotte[0].published.startswith("2005-06-20T07:15:00")
 
 
+TWEE_TRENDS_COMMENTS = "/marketingfacts/2013/01/twee-trends-om-in-2013-in-de-gaten-te-houden/feed/"
+FIRST_TREND_COMMENT = """	<item>
+		<title>Door: Joost</title>
+		<link>{{BASE}}/marketingfacts/2013/01/twee-trends-om-in-2013-in-de-gaten-te-houden/#comment-1</link>
+		<dc:creator><![CDATA[Joost]]></dc:creator>
+		<pubDate>Tue, 08 Jan 2013 10:00:00 +0100</pubDate>
+		<guid isPermaLink="false">https://www.marketingfacts.nl/?p=9000#comment-1</guid>
+		<description><![CDATA[Second screen gaat dit jaar echt doorbreken.]]></description>
+	</item>
+</channel>"""
+
+
+def test_comment_feed_of_a_post_declaring_none_waits_for_a_count(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("marketingfacts",))
+    run_pass(config, database_url)
+    assert TWEE_TRENDS_COMMENTS not in {r.route for r in blog.requests}
+
+    # Still 0 on the next pass (the post feed changed for another post):
+    # still not fetched.
+    feed = fixture(POST_FEED)
+    blog.set_route(POST_FEED, feed.replace("</channel>", "<!-- changed --></channel>"),
+                   content_type="application/rss+xml; charset=UTF-8")
+    blog.reset()
+    run_pass(config, database_url)
+    assert [r.route for r in blog.requests] == [POST_FEED]
+
+    # The post now declares a comment: its feed is read, and the comment kept.
+    marker = feed.index("<title>Twee trends om in 2013 in de gaten te houden</title>")
+    count_at = feed.index("<slash:comments>0</slash:comments>", marker)
+    feed = feed[:count_at] + "<slash:comments>1</slash:comments>" + feed[
+        count_at + len("<slash:comments>0</slash:comments>"):]
+    blog.set_route(POST_FEED, feed, content_type="application/rss+xml; charset=UTF-8")
+    blog.set_route(TWEE_TRENDS_COMMENTS,
+                   fixture(TWEE_TRENDS_COMMENTS).replace("</channel>", FIRST_TREND_COMMENT),
+                   content_type="application/rss+xml; charset=UTF-8")
+    blog.reset()
+    report = run_pass(config, database_url)
+    assert sorted(r.route for r in blog.requests) == sorted([POST_FEED, TWEE_TRENDS_COMMENTS])
+    assert sum(o.report.new_comments for o in report.outcomes) == 1
+    published = feedparser.parse((tmp_path / "feeds" / "comments.atom").read_bytes())
+    assert [e.get("author") for e in published.entries].count("Joost") == 1
+
+
 def test_old_posts_comment_feeds_are_left_alone(
     tmp_path: Path, blog: BlogServer, database_url: str,
 ) -> None:
@@ -225,8 +270,11 @@ def test_comment_feed_on_another_site_is_not_fetched(
     run_pass(config, database_url)
     routes = [r.route for r in blog.requests]
     assert not any(route.startswith("/elsewhere/") for route in routes)
-    # The blog's own comment feeds are still followed.
-    assert sum(route.endswith("/feed/") for route in routes) == 4
+    # The blog's own comment feeds are still followed (but the one of the
+    # post that declares 0 comments).
+    assert sorted(routes) == sorted([
+        POST_FEED, "/marketingfacts/2005/04/de-marketeer-wordt-slechts-facilitator/feed/",
+        "/marketingfacts/2008/02/help-de-consument-praat-terug/feed/"])
 
 
 def test_a_feed_read_despite_a_fault_says_so_in_the_log(
