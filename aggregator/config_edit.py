@@ -5,16 +5,19 @@ and layout (tomlkit round-trips them). Every edit is checked as a whole new
 config before anything is written, and written atomically (a temporary file in
 the same directory, then os.replace): a daemon re-reading the file sees the old
 or the new version, never half of one, and a rejected edit leaves the file as
-it was.
+it was. Edits hold a lock (``.config.toml.lock`` beside the file) from reading
+to writing, so two editors run at once make both their edits, one after the
+other, rather than the second writing over the first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +52,14 @@ def add_source(path: Path, url: str, *, name: str | None = None,
     ``name`` defaults to the URL's host. A name or feed URL that is already
     configured, or a topic slug the file does not declare, is a ConfigError.
     """
-    path = Path(path)
+    with _editing(path):
+        return _add_source(Path(path), url, name=name, topics=topics, language=language,
+                           comments=comments, enabled=enabled, allow_private=allow_private)
+
+
+def _add_source(path: Path, url: str, *, name: str | None, topics: Sequence[str],
+                language: str | None, comments: bool, enabled: bool,
+                allow_private: bool) -> SourceConfig:
     current = load_config(path)
     try:
         check_http_url(url)
@@ -99,7 +109,11 @@ def add_source(path: Path, url: str, *, name: str | None = None,
 def remove_source(path: Path, name: str) -> SourceConfig:
     """Delete source ``name`` from the config file (and from every topic's
     ``sources`` list, so the file stays valid); return what was removed."""
-    path = Path(path)
+    with _editing(path):
+        return _remove_source(Path(path), name)
+
+
+def _remove_source(path: Path, name: str) -> SourceConfig:
     current = load_config(path)
     removed = _existing(current, name)
     document = _read_document(current.path)
@@ -136,7 +150,11 @@ def remove_source(path: Path, name: str) -> SourceConfig:
 
 def set_source_enabled(path: Path, name: str, enabled: bool) -> SourceConfig:
     """Set ``enabled`` of source ``name`` in the config file; return the source as loaded."""
-    path = Path(path)
+    with _editing(path):
+        return _set_source_enabled(Path(path), name, enabled)
+
+
+def _set_source_enabled(path: Path, name: str, enabled: bool) -> SourceConfig:
     current = load_config(path)
     _existing(current, name)
     document = _read_document(current.path)
@@ -153,6 +171,25 @@ def set_source_enabled(path: Path, name: str, enabled: bool) -> SourceConfig:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _editing(path: Path | str) -> Iterator[None]:
+    """Hold the config file's edit lock while the block reads and writes it."""
+    target = Path(os.path.realpath(path))  # one lock however the file is reached
+    lock_path = target.parent / f".{target.name}.lock"
+    try:
+        handle = open(lock_path, "a+b")  # noqa: SIM115 (held across the yield)
+    except OSError as exc:
+        if not target.exists():
+            yield  # the edit's own load reports the missing file
+            return
+        raise ConfigError(f"{path}: cannot lock the config file for editing: cannot create "
+                          f"{lock_path} ({exc.strerror or exc}); it is unchanged. Check "
+                          f"that this user may write to {target.parent}.") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        yield
 
 
 def _existing(config: Config, name: str) -> SourceConfig:

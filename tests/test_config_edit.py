@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
 import os
 import shutil
 import stat
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -144,7 +148,9 @@ def test_broken_edit_is_not_written(config_path: Path) -> None:
     assert '[[sources]] #3 "X" key "language"' in message
     assert "is unchanged" in message
     assert config_path.read_bytes() == before
-    assert [p.name for p in config_path.parent.iterdir()] == ["config.toml"]  # no temp left
+    # No temporary file left; the lock file stays (removing it would race).
+    assert sorted(p.name for p in config_path.parent.iterdir()) == [
+        ".config.toml.lock", "config.toml"]
 
 
 def test_edit_of_an_invalid_file_reports_the_existing_problem(config_path: Path) -> None:
@@ -259,6 +265,43 @@ def test_edit_preserves_mode_and_symlink(tmp_path: Path, config_path: Path) -> N
     assert link.is_symlink()
     assert stat.S_IMODE(config_path.stat().st_mode) == 0o640
     assert load_config(config_path).source("t3n").enabled is False  # type: ignore[union-attr]
+
+
+def test_an_edit_waits_for_one_in_progress(config_path: Path) -> None:
+    # Another editor holds the lock between reading and writing the file.
+    with open(config_path.parent / ".config.toml.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        editor = threading.Thread(target=add_source,
+                                  args=(config_path, "https://waits.example/feed"))
+        editor.start()
+        editor.join(0.5)
+        assert editor.is_alive()
+        assert config_path.read_text(encoding="utf-8") == EDITED
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    editor.join(10)
+    assert not editor.is_alive()
+    assert load_config(config_path).source("waits.example") is not None
+
+
+def _add_numbered(path: Path, number: int, start: Any) -> None:
+    start.wait()
+    add_source(path, f"https://blog{number}.example/feed", name=f"Blog {number}")
+
+
+def test_editors_at_once_all_make_their_edit(config_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    editors = [context.Process(target=_add_numbered, args=(config_path, n, start))
+               for n in range(8)]
+    for editor in editors:
+        editor.start()
+    start.set()
+    for editor in editors:
+        editor.join(60)
+        assert editor.exitcode == 0
+    names = {source.name for source in load_config(config_path).sources}
+    assert names == {"Marketingfacts", "t3n", *(f"Blog {n}" for n in range(8))}
+    assert comment_lines(config_path.read_text(encoding="utf-8")) == comment_lines(EDITED)
 
 
 def test_crlf_lines_are_kept(tmp_path: Path) -> None:
