@@ -120,7 +120,7 @@ def _parse(body: bytes, headers: dict[str, str], url: str) -> ParsedFeed:
     if prolog.declares_entities:
         raise ParseError("not a feed we accept: the document declares XML entities, refused")
     if prolog.root == "html" or prolog.doctype == "html":
-        raise ParseError("not a feed: the server returned an HTML page")
+        raise ParseError(_html_page(body, url))
     return _parse_xml_feed(body, headers, url, prolog)
 
 
@@ -261,7 +261,7 @@ def _parse_xml_feed(body: bytes, headers: dict[str, str], url: str,
     version: str = result.get("version") or ""
     raw_entries: list[Any] = result.get("entries") or []
     if not version and not raw_entries:
-        raise ParseError(_not_a_feed(body, headers, prolog))
+        raise ParseError(_not_a_feed(body, headers, prolog, url))
 
     feed = result.get("feed") or {}
     warnings: list[str] = []
@@ -584,12 +584,62 @@ def _json_date(item: dict[str, Any], key: str) -> datetime | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _not_a_feed(body: bytes, headers: Mapping[str, str], prolog: _Prolog) -> str:
+#: The link types a page announces its feeds with (RSS Autodiscovery, Atom, JSON Feed).
+_FEED_LINK_TYPES = frozenset({"application/rss+xml", "application/atom+xml",
+                              "application/feed+json", "application/json",
+                              "application/rdf+xml"})
+#: Pages announce their feeds in the head: this much of a page is enough.
+_PAGE_HEAD_BYTES = 256 * 1024
+
+
+def _html_page(body: bytes, url: str) -> str:
+    """"Not a feed" for an HTML page, naming the feeds the page announces.
+
+    A source's URL is often a blog's front page rather than its feed: the
+    error then says which URL to configure instead.
+    """
+    message = "not a feed: the server returned an HTML page"
+    feeds = _announced_feeds(body[:_PAGE_HEAD_BYTES], url)
+    if not feeds:
+        return message
+    return f"{message} that announces a feed at {feeds[0]}: set the source's url to that"
+
+
+def _announced_feeds(page: bytes, url: str) -> list[str]:
+    """The feed URLs a page's <link rel="alternate"> elements name, in page order."""
+    try:
+        import lxml.html
+
+        document = lxml.html.document_fromstring(page)
+    except Exception:  # a page lxml cannot make sense of announces nothing
+        return []
+    base = url
+    for element in document.iter("base"):
+        href = (element.get("href") or "").strip()
+        if href:
+            base = urljoin(url, href)
+        break
+    found: list[str] = []
+    for link in document.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").split(";")[0].strip().lower()
+        href = (link.get("href") or "").strip()
+        if "alternate" not in rel or kind not in _FEED_LINK_TYPES or not href:
+            continue
+        # Comment feeds are announced as alternates too: the site's own feed
+        # comes first on every platform that announces both.
+        target = urljoin(base, href)
+        if target.split(":", 1)[0].lower() in ("http", "https") and target not in found:
+            found.append(target)
+    return found
+
+
+def _not_a_feed(body: bytes, headers: Mapping[str, str], prolog: _Prolog, url: str) -> str:
     """Why a document that feedparser found nothing in is not a feed, in plain words."""
     head = body[:_PROLOG_BYTES].lower()
     content_type = _media_type(headers.get("content-type"))
     if content_type == "text/html" or b"<html" in head or b"<body" in head:
-        return "not a feed: the server returned an HTML page"
+        return _html_page(body, url)
     if prolog.root:
         return (f"not a feed: the server returned an XML document whose root element is "
                 f"<{prolog.root}>, not <rss>, <rdf:RDF> or <feed>")

@@ -293,6 +293,20 @@ def test_status_and_export_report_the_store(
     assert merged[0]["comments"] == 3
 
 
+def test_a_front_page_as_source_url_says_which_feed_to_use(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    config = write_config(tmp_path, blog, sources=("upstream",))
+    config.write_text(config.read_text("utf-8").replace(
+        blog.url("/upstream/feed/"), blog.url("/upstream/")), "utf-8")
+    assert run_cli(config, "fetch", database_url=database_url).returncode == 0
+    [row] = json.loads(run_cli(config, "status", "--json", database_url=database_url).stdout)
+    assert row["last_error"] == (
+        "not a feed: the server returned an HTML page that announces a feed at "
+        f"{blog.url('/upstream/feed/')}: set the source's url to that")
+    assert [r.route for r in blog.requests] == ["/upstream/"]
+
+
 def test_check_config_names_the_broken_key(tmp_path: Path, blog: BlogServer) -> None:
     config = write_config(tmp_path, blog)
     ok = run_cli(config, "check-config", database_url="sqlite://")

@@ -167,6 +167,37 @@ def test_non_feeds_raise_parse_error_with_a_reason(body: bytes, headers: dict[st
     assert words in str(caught.value)
 
 
+@pytest.mark.parametrize(("page", "named"), [
+    # WordPress: the site's feed, then the comments feed; relative to <base>.
+    (b'<!DOCTYPE html><html><head><base href="https://blog.example/nl/">'
+     b'<link rel="alternate" type="application/rss+xml" title="Blog &raquo; Feed" href="feed/">'
+     b'<link rel="alternate" type="application/rss+xml" title="Reacties" href="comments/feed/">'
+     b"</head><body></body></html>", "https://blog.example/nl/feed/"),
+    # Blogger: Atom first, rel and type in capitals, a charset parameter.
+    (b"<html><head><link rel='Alternate' type='Application/Atom+XML; charset=UTF-8' "
+     b"href='https://b.example/feeds/posts/default'><link rel='alternate' "
+     b"type='application/rss+xml' href='https://b.example/feeds/posts/default?alt=rss'>"
+     b"</head></html>", "https://b.example/feeds/posts/default"),
+    # A JSON Feed, and no <head> at all.
+    (b'<link rel="alternate" type="application/feed+json" href="/feed.json"><p>Hallo</p>',
+     "https://blog.example/feed.json"),
+    # Alternates that are no feed, and a script address: nothing to name.
+    (b'<html><head><link rel="alternate" hreflang="de" type="text/html" href="/de/">'
+     b'<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">'
+     b'<link rel="stylesheet" type="application/rss+xml" href="/feed/"></head></html>', None),
+])
+def test_an_html_page_error_names_the_feed_it_announces(page: bytes, named: str | None) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_feed(page, {"content-type": "text/html; charset=utf-8"},
+                   "https://blog.example/blog/")
+    message = str(caught.value)
+    assert message.startswith("not a feed: the server returned an HTML page")
+    if named is None:
+        assert "announces" not in message
+    else:
+        assert message.endswith(f"announces a feed at {named}: set the source's url to that")
+
+
 @pytest.mark.parametrize("path", [b"/etc/passwd", b"/etc/hostname",
                                   str(GOLDEN / "wordpress_rss20.xml").encode()])
 def test_a_body_that_names_a_local_file_is_not_read_as_that_file(path: bytes) -> None:
