@@ -177,13 +177,13 @@ def _set_source_enabled(path: Path, name: str, enabled: bool) -> SourceConfig:
 def _editing(path: Path | str) -> Iterator[None]:
     """Hold the config file's edit lock while the block reads and writes it."""
     target = Path(os.path.realpath(path))  # one lock however the file is reached
+    if not target.is_file():
+        yield  # the edit's own load reports the missing file, without a stray lock
+        return
     lock_path = target.parent / f".{target.name}.lock"
     try:
         handle = open(lock_path, "a+b")  # noqa: SIM115 (held across the yield)
     except OSError as exc:
-        if not target.exists():
-            yield  # the edit's own load reports the missing file
-            return
         raise ConfigError(f"{path}: cannot lock the config file for editing: cannot create "
                           f"{lock_path} ({exc.strerror or exc}); it is unchanged. Check "
                           f"that this user may write to {target.parent}.") from None

@@ -593,45 +593,44 @@ _PAGE_HEAD_BYTES = 256 * 1024
 
 
 def _html_page(body: bytes, url: str) -> str:
-    """"Not a feed" for an HTML page, naming the feeds the page announces.
+    """"Not a feed" for an HTML page, naming the feed the page announces.
 
     A source's URL is often a blog's front page rather than its feed: the
     error then says which URL to configure instead.
     """
     message = "not a feed: the server returned an HTML page"
-    feeds = _announced_feeds(body[:_PAGE_HEAD_BYTES], url)
-    if not feeds:
-        return message
-    return f"{message} that announces a feed at {feeds[0]}: set the source's url to that"
+    feed = _announced_feed(body[:_PAGE_HEAD_BYTES], url)
+    return f"{message} that announces a feed at {feed}: set the source's url to that" \
+        if feed else message
 
 
-def _announced_feeds(page: bytes, url: str) -> list[str]:
-    """The feed URLs a page's <link rel="alternate"> elements name, in page order."""
+def _announced_feed(page: bytes, url: str) -> str | None:
+    """The first feed URL a page's <link rel="alternate"> elements name.
+
+    The first, because platforms that also announce a comments feed list the
+    site's own feed before it.
+    """
     try:
-        import lxml.html
+        import lxml.html  # here: only a source that serves a page pays for it
 
         document = lxml.html.document_fromstring(page)
     except Exception:  # a page lxml cannot make sense of announces nothing
-        return []
+        return None
     base = url
     for element in document.iter("base"):
         href = (element.get("href") or "").strip()
         if href:
             base = urljoin(url, href)
         break
-    found: list[str] = []
     for link in document.iter("link"):
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").split(";")[0].strip().lower()
         href = (link.get("href") or "").strip()
-        if "alternate" not in rel or kind not in _FEED_LINK_TYPES or not href:
-            continue
-        # Comment feeds are announced as alternates too: the site's own feed
-        # comes first on every platform that announces both.
-        target = urljoin(base, href)
-        if target.split(":", 1)[0].lower() in ("http", "https") and target not in found:
-            found.append(target)
-    return found
+        if "alternate" in rel and kind in _FEED_LINK_TYPES and href:
+            target = urljoin(base, href)
+            if target.split(":", 1)[0].lower() in ("http", "https"):
+                return target
+    return None
 
 
 def _not_a_feed(body: bytes, headers: Mapping[str, str], prolog: _Prolog, url: str) -> str:

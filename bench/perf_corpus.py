@@ -1000,10 +1000,10 @@ def generate(out_dir: Path, *, feeds: int = 1000, posts: int = 25000, seed: int 
             stats.atom_feeds += 1
         else:
             stats.rss_feeds += 1
-        commented = [post for post in blog_posts if post.comments_path]
-        if commented:
+        with_feed = [post for post in blog_posts if post.comments_path]
+        if with_feed:
             (out_dir / "comments" / slug).mkdir(exist_ok=True)
-        for post in commented:
+        for post in with_feed:
             assert post.comments_path is not None
             # An empty feed draws nothing from the writer's stream.
             comment_doc = (_atom_comments if atom else _rss_comments)(writer, blog, post)

@@ -283,6 +283,12 @@ def test_an_edit_waits_for_one_in_progress(config_path: Path) -> None:
     assert load_config(config_path).source("waits.example") is not None
 
 
+def test_an_edit_of_a_missing_file_leaves_nothing_behind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        add_source(tmp_path / "config.toml", "https://missing.example/feed")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _add_numbered(path: Path, number: int, start: Any) -> None:
     start.wait()
     add_source(path, f"https://blog{number}.example/feed", name=f"Blog {number}")
