@@ -376,8 +376,8 @@ class Aggregator:
             outcome.seconds = time.monotonic() - started
             return outcome
         outcome.http_status = fetched.status
-        body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.status != 304 else None
-        unchanged = fetched.status == 304 or body_hash == state.body_hash
+        body_hash = document_hash(fetched) if fetched.status != 304 else None
+        unchanged = fetched.status == 304 or _same_document(fetched, body_hash, state.body_hash)
         if unchanged:
             when = self._next_check(now, interval, "not_modified", fetched, None)
             # Recorded with the lease's release, many sources per transaction.
@@ -437,8 +437,8 @@ class Aggregator:
                 entries: list[NormalizedEntry] | None = None
                 body_hash = None
                 if fetched.status != 304:
-                    body_hash = hashlib.sha256(fetched.body).hexdigest()
-                    if body_hash != feed_state.body_hash:
+                    body_hash = document_hash(fetched)
+                    if not _same_document(fetched, body_hash, feed_state.body_hash):
                         parsed, entries = await self._parse(fetched, "comment", source, now)
                         if parsed.warning:
                             log.warning("source=%s comment feed %s warning: %s",
@@ -746,6 +746,34 @@ class _DueQueue:
     def prefer(self, host: str) -> None:
         if host in self._hosts:
             self._hosts.move_to_end(host, last=False)
+
+
+#: The response headers the parsers read besides the body: the media type and
+#: charset, the base for relative links, the language.
+_READ_HEADERS = ("content-type", "content-location", "content-language")
+
+
+def document_hash(fetched: FetchResult) -> str:
+    """What a fetched document was read from: its bytes, and the URL and headers
+    the parsers take into account.
+
+    A body that comes back the same is not parsed again; with its headers in the
+    hash, a fixed charset or media type (and the warning it caused) is.
+    """
+    digest = hashlib.sha256(fetched.body)
+    for part in (fetched.final_url, *(fetched.headers.get(name, "") for name in _READ_HEADERS)):
+        digest.update(b"\0" + part.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _same_document(fetched: FetchResult, body_hash: str | None, stored: str | None) -> bool:
+    """Whether a fetched 200 is the document read last time (``stored``, its hash)."""
+    if stored is None:
+        return False
+    if body_hash == stored:
+        return True
+    # A hash stored by an earlier version covers the bytes alone.
+    return hashlib.sha256(fetched.body).hexdigest() == stored
 
 
 def _own_site_comment_feeds(

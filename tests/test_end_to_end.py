@@ -6,6 +6,7 @@ code that wrote them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,8 +18,10 @@ from typing import Any
 
 import feedparser
 import pytest
+import sqlalchemy
 from blogserver import SEEDBLOGS, BlogServer
 from lxml import etree
+from passes import run_pass
 
 EXPECTED = json.loads(
     (Path(__file__).parent / "fixtures" / "seedblogs" / "expected.json").read_text("utf-8")
@@ -264,24 +267,34 @@ def test_status_and_export_report_the_store(
     assert all(row["health"] == "ok" for row in rows.values())
     assert all(row["warning"] is None for row in rows.values())
 
+    def fetch_all() -> tuple[dict[str, Any], list[int]]:
+        """Status rows by name after a forced pass, and the upstream feed's answers."""
+        blog.reset()
+        assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
+        rows = {row["name"]: row for row in json.loads(
+            run_cli(config, "status", "--json", database_url=database_url).stdout)}
+        return rows, [r.status for r in blog.requests if r.route == "/upstream/feed/"]
+
     # A feed read despite a fault: status says what was wrong, until it changes.
-    blog.set_route("/upstream/feed/", blog_fixture("/upstream/feed/").replace(
-        "</channel>", "<item><title>Nieuw</title><link>/n</link></item></channel>"),
-        content_type="text/html")
-    assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
-    rows = {row["name"]: row for row in json.loads(
-        run_cli(config, "status", "--json", database_url=database_url).stdout)}
+    with_item = blog_fixture("/upstream/feed/").replace(
+        "</channel>", "<item><title>Nieuw</title><link>/n</link></item></channel>")
+    blog.set_route("/upstream/feed/", with_item, content_type="text/html")
+    rows, _ = fetch_all()
     assert rows["upstream"]["warning"] == "text/html is not an XML media type"
     assert rows["upstream"]["health"] == "ok" and rows["marketingfacts"]["warning"] is None
     table = run_cli(config, "status", database_url=database_url)
     assert "warning: text/html is not an XML media type" in " ".join(table.stdout.split()), \
         table.stdout
-    blog.set_route("/upstream/feed/", blog_fixture("/upstream/feed/"),
-                   content_type="application/rss+xml; charset=UTF-8")
-    assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
-    rows = {row["name"]: row for row in json.loads(
-        run_cli(config, "status", "--json", database_url=database_url).stdout)}
-    assert rows["upstream"]["warning"] is None
+    # The site fixes its media type and serves the same bytes under a new
+    # validator: read again, clean.
+    blog.set_route("/upstream/feed/", with_item,
+                   content_type="application/rss+xml; charset=UTF-8",
+                   headers={"ETag": '"media-type-fixed"'})
+    rows, answers = fetch_all()
+    assert rows["upstream"]["warning"] is None and answers == [200]
+    # Unchanged since, headers and all: not read again, and still clean.
+    rows, answers = fetch_all()
+    assert rows["upstream"]["warning"] is None and answers == [304]
 
     export = run_cli(config, "export", database_url=database_url)
     assert export.returncode == 0, export.stderr
@@ -291,6 +304,36 @@ def test_status_and_export_report_the_store(
     assert len(merged) == 1
     assert {a["source"] for a in merged[0]["appearances"]} == {"marketingfacts", "upstream"}
     assert merged[0]["comments"] == 3
+
+
+def test_a_body_hash_stored_by_an_earlier_version_still_matches(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    feed = blog_fixture("/upstream/feed/")
+    blog.set_route("/upstream/feed/", feed, content_type="application/rss+xml; charset=UTF-8")
+    config = write_config(tmp_path, blog, sources=("upstream",))
+    run_pass(config, database_url)
+    # Earlier versions hashed the bytes alone.
+    served = feed.replace("{{BASE}}", blog.base_url).encode("utf-8")
+    legacy = hashlib.sha256(served).hexdigest()
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(sqlalchemy.text(
+                "SELECT body_hash FROM source")).scalar_one() != legacy
+            connection.execute(sqlalchemy.text("UPDATE source SET body_hash = :hash"),
+                               {"hash": legacy})
+        # The same bytes under a new validator: a 200 for a document already read.
+        blog.set_route("/upstream/feed/", feed,
+                       content_type="application/rss+xml; charset=UTF-8",
+                       headers={"ETag": '"another-tag"'})
+        [outcome] = run_pass(config, database_url).outcomes
+        assert (outcome.http_status, outcome.result) == (200, "unchanged")
+        with engine.connect() as connection:  # not parsed again, so the hash stays
+            assert connection.execute(sqlalchemy.text(
+                "SELECT body_hash FROM source")).scalar_one() == legacy
+    finally:
+        engine.dispose()
 
 
 def test_a_front_page_as_source_url_says_which_feed_to_use(
