@@ -483,7 +483,9 @@ class Aggregator:
         interval: timedelta, outcome: SourceOutcome,
     ) -> None:
         now = now_utc()
-        status = getattr(error, "status", None)
+        # A fetch error carries the status it failed on; a parse error follows
+        # the response the outcome already holds (a 200 that was no feed).
+        status = getattr(error, "status", None) or outcome.http_status
         gone = status == 410
         when = None if gone else next_check_at(
             now=now, interval=interval, jitter=self.config.fetch.jitter, rng=self._rng,

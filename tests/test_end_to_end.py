@@ -344,6 +344,7 @@ def test_a_front_page_as_source_url_says_which_feed_to_use(
         blog.url("/upstream/feed/"), blog.url("/upstream/")), "utf-8")
     assert run_cli(config, "fetch", database_url=database_url).returncode == 0
     [row] = json.loads(run_cli(config, "status", "--json", database_url=database_url).stdout)
+    assert row["http_status"] == 200  # the page was served: it is no feed
     assert row["last_error"] == (
         "not a feed: the server returned an HTML page that announces a feed at "
         f"{blog.url('/upstream/feed/')}: set the source's url to that")
