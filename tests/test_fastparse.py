@@ -102,9 +102,9 @@ def test_the_common_golden_feeds_take_the_fast_path() -> None:
         if compare(source.read_bytes(), case["headers"], case["url"]):
             accepted.add(source.name)
     assert {"wordpress_rss20.xml", "wordpress_comments_rss20.xml", "rss20_latin1.xml",
-            "atom10_threading.xml"} <= accepted
+            "atom10_threading.xml", "rss10_rdf.xml"} <= accepted
     # Formats it leaves to feedparser on purpose.
-    assert not accepted & {"rss091.xml", "rss10_rdf.xml", "atom03.xml", "jsonfeed10.json"}
+    assert not accepted & {"rss091.xml", "atom03.xml", "jsonfeed10.json"}
 
 
 def seed_documents() -> list[tuple[str, str, str]]:
@@ -356,6 +356,64 @@ def rss_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+RSS10 = "http://purl.org/rss/1.0/"
+RDF_ABOUTS = st.sampled_from(["https://blog.example/p/1/", "/p/2/", "", "urn:x:3"])
+
+
+@st.composite
+def rdf_documents(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """RSS 1.0 as Movable Type, laut.de and hand-written feeds write it."""
+    items = []
+    for item in draw(st.lists(rss_items(), min_size=0, max_size=4)):
+        about = draw(maybe(RDF_ABOUTS))
+        attrs = ' xmlns:atom="http://www.w3.org/2005/Atom"'  # declared below the root
+        if about is not None:
+            attrs += f" rdf:about={quoteattr(about)}"
+        items.append(item.replace("<item", f"<item{attrs}", 1))
+    channel = [
+        f"<title>{draw(TEXTS)}</title>",
+        f"<link>{escape(draw(LINKS))}</link>",
+        "<description>Aktuelle News</description>",
+        "<items><rdf:Seq>" + "".join(
+            f'<rdf:li {draw(st.sampled_from(["rdf:resource", "resource"]))}="/p/{n}/"/>'
+            for n in range(draw(st.integers(0, 3)))) + "</rdf:Seq></items>",
+    ]
+    for extra in ("<dc:language>de</dc:language>", "<dc:date>2009-07-04T21:01:02+01:00</dc:date>",
+                  "<dc:creator></dc:creator>", "<dc:publisher>laut.de</dc:publisher>",
+                  "<sy:updatePeriod>hourly</sy:updatePeriod>",
+                  '<admin:generatorAgent rdf:resource="http://www.movabletype.org/?v=2.661" />',
+                  '<image rdf:resource="/logo.gif" />', '<textinput rdf:resource="/search" />'):
+        if draw(st.booleans()):
+            channel.append(extra)
+    draw(st.randoms()).shuffle(channel)
+    beside = [f'<channel rdf:about="/">{"".join(channel)}</channel>', *items]
+    if draw(st.booleans()):
+        beside.insert(draw(st.integers(1, len(beside))),
+                      '<image rdf:about="/logo.gif"><title>Logo</title><url>/logo.gif</url>'
+                      "<link>/</link></image>")
+    if draw(st.booleans()):
+        beside.append('<textinput rdf:about="/search"><title>Suche</title>'
+                      "<description>Suchen</description><name>q</name>"
+                      "<link>/search</link></textinput>")
+    default = draw(st.sampled_from([f'xmlns="{RSS10}"'] * 3 + [
+        f'xmlns="{RSS10}" xmlns:atom="http://www.w3.org/2005/Atom"']))
+    text = ('<?xml version="1.0" encoding="utf-8"?>'
+            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+            f"{default} "
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/" '
+            'xmlns:admin="http://webns.net/mvcb/" '
+            'xmlns:wfw="http://wellformedweb.org/CommentAPI/" '
+            'xmlns:slash="http://purl.org/rss/1.0/modules/slash/" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" '
+            'xmlns:thr="http://purl.org/syndication/thread/1.0">'
+            f"{''.join(beside)}</rdf:RDF>")
+    media = draw(st.sampled_from(["application/rdf+xml", "application/rss+xml", "text/xml"]))
+    return text.encode("utf-8"), {"content-type": media + "; charset=utf-8"}
+
+
 #: What hosts put after the channel (analytics), and elements feedparser would read.
 BESIDE_CHANNEL = st.sampled_from(["", "", "<script>var a = 1;</script>",
                                   "<script src='/t.js'/>", "<ttl>9</ttl>",
@@ -460,6 +518,13 @@ def test_generated_rss_agrees(document: tuple[bytes, dict[str, str]]) -> None:
 
 
 @GENERATED
+@given(rdf_documents())
+def test_generated_rss10_agrees(document: tuple[bytes, dict[str, str]]) -> None:
+    body, headers = document
+    compare(body, headers, FEED_URL)
+
+
+@GENERATED
 @given(atom_documents())
 def test_generated_atom_agrees(document: tuple[bytes, dict[str, str]]) -> None:
     body, headers = document
@@ -472,7 +537,7 @@ def test_generated_feeds_mostly_take_the_fast_path() -> None:
 
     @settings(max_examples=150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.one_of(rss_documents(), atom_documents()))
+    @given(st.one_of(rss_documents(), atom_documents(), rdf_documents()))
     def run(document: tuple[bytes, dict[str, str]]) -> None:
         body, headers = document
         accepted[compare(body, headers, FEED_URL)] += 1
