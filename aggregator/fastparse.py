@@ -689,11 +689,15 @@ class _Replay:
                     raise _Unsure
 
     def _textinput(self, element: etree._Element) -> None:
-        # Its parts land in feed["textinput"], which parse.py never reads.
+        # Its parts land in feed["textinput"], which parse.py never reads; a
+        # repeated one would meet feedparser's summary logic there.
+        seen: set[str] = set()
         for child in element:
             self._declare(child, element)
-            if self._key(child) not in _TEXTINPUT_PARTS or len(child) or self._attrs(child):
+            key = self._key(child)
+            if key not in _TEXTINPUT_PARTS or key in seen or len(child) or self._attrs(child):
                 raise _Unsure
+            seen.add(key)
 
     def _contributor(self, element: etree._Element, base: str, lang: str | None) -> None:
         # Contributors land in "contributors", which parse.py never reads.

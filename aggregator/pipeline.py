@@ -376,8 +376,11 @@ class Aggregator:
             outcome.seconds = time.monotonic() - started
             return outcome
         outcome.http_status = fetched.status
-        body_hash = document_hash(fetched) if fetched.status != 304 else None
-        unchanged = fetched.status == 304 or _same_document(fetched, body_hash, state.body_hash)
+        body_hash = None
+        unchanged = fetched.status == 304
+        if not unchanged:
+            body_hash = _document_hash(fetched)
+            unchanged = _same_document(fetched, body_hash, state.body_hash)
         if unchanged:
             when = self._next_check(now, interval, "not_modified", fetched, None)
             # Recorded with the lease's release, many sources per transaction.
@@ -437,7 +440,7 @@ class Aggregator:
                 entries: list[NormalizedEntry] | None = None
                 body_hash = None
                 if fetched.status != 304:
-                    body_hash = document_hash(fetched)
+                    body_hash = _document_hash(fetched)
                     if not _same_document(fetched, body_hash, feed_state.body_hash):
                         parsed, entries = await self._parse(fetched, "comment", source, now)
                         if parsed.warning:
@@ -755,7 +758,7 @@ class _DueQueue:
 _READ_HEADERS = ("content-type", "content-location", "content-language")
 
 
-def document_hash(fetched: FetchResult) -> str:
+def _document_hash(fetched: FetchResult) -> str:
     """What a fetched document was read from: its bytes, and the URL and headers
     the parsers take into account.
 
@@ -768,7 +771,7 @@ def document_hash(fetched: FetchResult) -> str:
     return digest.hexdigest()
 
 
-def _same_document(fetched: FetchResult, body_hash: str | None, stored: str | None) -> bool:
+def _same_document(fetched: FetchResult, body_hash: str, stored: str | None) -> bool:
     """Whether a fetched 200 is the document read last time (``stored``, its hash)."""
     if stored is None:
         return False
