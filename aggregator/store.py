@@ -903,7 +903,7 @@ class Store:
 
         A post's feed is followed while we first saw the post within
         ``comments_days``, and only when its declared count changed since the
-        last fetch or it declares none; never while it declares 0 comments.
+        last fetch or it declares no count; never while it declares 0 comments.
         The site-wide feed is always due.
         """
         horizon = as_utc(now - timedelta(days=comments_days))
