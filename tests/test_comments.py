@@ -42,6 +42,14 @@ def fixture(path: str) -> str:
     return (SEEDBLOGS / manifest["documents"][path]["file"]).read_text("utf-8")
 
 
+def declaring(feed: str, title: str, before: int, after: int) -> str:
+    """``feed`` with the post titled ``title`` declaring ``after`` comments, not ``before``."""
+    old = f"<slash:comments>{before}</slash:comments>"
+    new = f"<slash:comments>{after}</slash:comments>"
+    count_at = feed.index(old, feed.index(f"<title>{title}</title>"))
+    return feed[:count_at] + new + feed[count_at + len(old):]
+
+
 def test_comment_feed_refetched_only_when_its_count_changes(
     tmp_path: Path, blog: BlogServer, database_url: str,
 ) -> None:
@@ -51,11 +59,7 @@ def test_comment_feed_refetched_only_when_its_count_changes(
     assert OPEN_SOURCE_COMMENTS in first_requests
 
     # The post now declares 3 comments and its comment feed has a third one.
-    feed = fixture(POST_FEED)
-    marker = feed.index("<title>Open source dringt door in marketing</title>")
-    count_at = feed.index("<slash:comments>2</slash:comments>", marker)
-    feed = feed[:count_at] + "<slash:comments>3</slash:comments>" + feed[
-        count_at + len("<slash:comments>2</slash:comments>"):]
+    feed = declaring(fixture(POST_FEED), "Open source dringt door in marketing", 2, 3)
     blog.set_route(POST_FEED, feed, content_type="application/rss+xml; charset=UTF-8")
     comments = fixture(OPEN_SOURCE_COMMENTS).replace("</channel>", THIRD_COMMENT)
     blog.set_route(OPEN_SOURCE_COMMENTS, comments,
@@ -101,10 +105,7 @@ def test_comment_feed_of_a_post_declaring_none_waits_for_a_count(
     assert [r.route for r in blog.requests] == [POST_FEED]
 
     # The post now declares a comment: its feed is read, and the comment kept.
-    marker = feed.index("<title>Twee trends om in 2013 in de gaten te houden</title>")
-    count_at = feed.index("<slash:comments>0</slash:comments>", marker)
-    feed = feed[:count_at] + "<slash:comments>1</slash:comments>" + feed[
-        count_at + len("<slash:comments>0</slash:comments>"):]
+    feed = declaring(feed, "Twee trends om in 2013 in de gaten te houden", 0, 1)
     blog.set_route(POST_FEED, feed, content_type="application/rss+xml; charset=UTF-8")
     blog.set_route(TWEE_TRENDS_COMMENTS,
                    fixture(TWEE_TRENDS_COMMENTS).replace("</channel>", FIRST_TREND_COMMENT),
