@@ -243,6 +243,7 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             # publishing, which is this command's other peak of memory.
             await aggregator.aclose()
             report.published = await asyncio.to_thread(aggregator.publish)
+            report.archives_pending = aggregator.archives_pending
             return report
         finally:
             await aggregator.aclose()
@@ -254,6 +255,9 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
         say("No source was due. Use --all to fetch every source now.")
     say(f"Published {len(report.published)} changed file(s) "
                   f"to {config.aggregator.feeds_dir}")
+    if report.archives_pending:
+        say("Some archive documents are still to write: the daemon writes them, "
+            "or run `aggregator publish`.")
 
 
 @cli.command()
@@ -273,6 +277,14 @@ def publish(state: State) -> None:
         aggregator = Aggregator(state.config)
         try:
             changed = aggregator.publish()
+            if aggregator.archives_pending:
+                # Hundreds of archive documents after a cold pass or an
+                # upgrade: this command writes them all, with the collector on.
+                if collecting:
+                    gc.enable()
+                say("Writing the archive documents still to write …")
+                while aggregator.archives_pending and not aggregator.publish_skipped:
+                    changed += aggregator.publish(all_archives=True)
         finally:
             aggregator.close()
     finally:

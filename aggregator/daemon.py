@@ -14,6 +14,7 @@ import gc
 import hashlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,9 @@ log = logging.getLogger("aggregator.daemon")
 #: A stop signal must end the process well within 10 s: 6 s for the running
 #: pass to finish its current transaction, the rest for closing down.
 STOP_GRACE_SECONDS = 6.0
+#: How long a tick goes on writing archive documents left over (each publish
+#: spends at most ARCHIVE_BUDGET_SECONDS on them); the next tick goes on.
+ARCHIVE_SECONDS_PER_TICK = 10.0
 
 
 class Daemon:
@@ -121,9 +125,16 @@ class Daemon:
                 generation = await asyncio.to_thread(self.store.content_generation)
                 if self._needs_publish or generation != self._published_generation:
                     await asyncio.to_thread(self.aggregator.publish)
+                    # Archive documents left over (a cold pass, an upgrade):
+                    # more publishes, each short, for a while in every tick.
+                    until = time.monotonic() + ARCHIVE_SECONDS_PER_TICK
+                    while (self.aggregator.archives_pending and time.monotonic() < until
+                           and not self.aggregator.publish_skipped):
+                        await asyncio.to_thread(self.aggregator.publish)
                     # Skipped because another process was writing the directory:
                     # it may have read the store before the news; try next tick.
-                    self._needs_publish = self.aggregator.publish_skipped
+                    self._needs_publish = (self.aggregator.publish_skipped
+                                           or self.aggregator.archives_pending)
                     self._published_generation = generation
                     if self.server is not None:
                         self.server.published()

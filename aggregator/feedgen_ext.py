@@ -35,6 +35,8 @@ WFW_NS = "http://wellformedweb.org/CommentAPI/"
 #: RSS 1.0 slash module: slash:comments, the comment count.
 SLASH_NS = "http://purl.org/rss/1.0/modules/slash/"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+#: RFC 5005 feed history: fh:archive marks an archive document.
+FH_NS = "http://purl.org/syndication/history/1.0"
 
 #: The name the extension is registered under: ``entry.aggregator``.
 EXTENSION_NAME = "aggregator"
@@ -89,10 +91,20 @@ class Replies:
 
 
 class AtomAggregatorExtension(BaseExtension):
-    """Feed-level part for Atom: declares the thr prefix on the root."""
+    """Feed-level part for Atom: declares the thr prefix on the root, and marks
+    an archive document with fh:archive (RFC 5005 §4)."""
+
+    def __init__(self) -> None:
+        #: Set by :func:`register_atom` for an archive document.
+        self.archive = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"thr": THR_NS}
+        return {"thr": THR_NS, **({"fh": FH_NS} if self.archive else {})}
+
+    def extend_atom(self, feed):  # type: ignore[no-untyped-def]  # feedgen's hook
+        if self.archive:
+            xml_elem(f"{{{FH_NS}}}archive", feed)
+        return feed
 
 
 class RssAggregatorExtension(BaseExtension):
@@ -179,11 +191,13 @@ class AggregatorEntryExtension(BaseEntryExtension):
         return item
 
 
-def register_atom(feed: FeedGenerator) -> None:
-    """Give every entry of an Atom-bound ``feed`` an ``aggregator`` extension."""
+def register_atom(feed: FeedGenerator, *, archive: bool = False) -> None:
+    """Give every entry of an Atom-bound ``feed`` an ``aggregator`` extension;
+    ``archive`` marks the feed an RFC 5005 archive document."""
     feed.register_extension(
         EXTENSION_NAME, AtomAggregatorExtension, AggregatorEntryExtension, atom=True, rss=False
     )
+    feed.aggregator.archive = archive  # type: ignore[attr-defined]
 
 
 def register_rss(feed: FeedGenerator) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from aggregator import __version__
+from aggregator import __version__, archive_index
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.parser_pool import Named, ParserPool
@@ -46,6 +46,7 @@ from aggregator.types import (
     FetchResult,
     NormalizedEntry,
     ParsedFeed,
+    PublishedEntry,
     SiteInfo,
     SourceInfo,
     TopicFiling,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     # Imported where used: the HTTP client (httpx, httpcore) is about a tenth of
     # the imports of a command that never fetches, such as `aggregator publish`.
     from aggregator.fetch import Fetcher
-    from aggregator.publish import RenderMemo
+    from aggregator.publish import ArchivedFeed, RenderMemo
     from aggregator.topics import TopicMatcher
 
 #: What a parser worker runs on a fetched document (aggregator.reading).
@@ -70,6 +71,9 @@ _T = TypeVar("_T")
 
 #: Entries per published feed (newest first).
 MAX_FEED_ENTRIES = 100
+#: Longest a publish spends writing RFC 5005 archive documents; the rest wait
+#: for the next publish (hundreds are due after a cold pass or an upgrade).
+ARCHIVE_BUDGET_SECONDS = 0.5
 #: Most documents stored in one transaction when they queue up (see _ingest).
 _INGEST_BATCH = 16
 
@@ -100,6 +104,8 @@ class SourceOutcome:
 class PassReport:
     outcomes: list[SourceOutcome] = field(default_factory=list)
     published: list[Path] = field(default_factory=list)
+    #: The publish after the pass left archive documents for a later one.
+    archives_pending: bool = False
 
     @property
     def changed(self) -> bool:
@@ -137,6 +143,11 @@ class Aggregator:
         self._render_memo: RenderMemo | None = None
         #: The last publish() found another process writing the directory.
         self.publish_skipped = False
+        #: Archive documents (or entries to number for them) left for the next publish.
+        self.archives_pending = False
+        #: Seconds a publish spends on archive documents at most.
+        self.archive_budget = ARCHIVE_BUDGET_SECONDS
+        self._archive_seconds: float | None = ARCHIVE_BUDGET_SECONDS
         #: 304s not yet recorded: they go with the release of their lease.
         self._unchanged: dict[int, Unchanged] = {}
         # Documents waiting for the store, and the task writing them (_ingest).
@@ -558,11 +569,14 @@ class Aggregator:
                      removed, days)
         return removed
 
-    def publish(self) -> list[Path]:
+    def publish(self, *, all_archives: bool = False) -> list[Path]:
         """Write every output under feeds/; returns the files whose content changed.
 
         When another worker is publishing into the same directory right now,
         nothing is written here (it writes the same content anyway).
+        Archive documents get :attr:`archive_budget` seconds, or all the time
+        they need with ``all_archives``; :attr:`archives_pending` tells
+        whether some wait for the next publish.
         """
         with self.store.publish_lock(self.config.aggregator.feeds_dir) as acquired:
             self.publish_skipped = not acquired
@@ -570,6 +584,7 @@ class Aggregator:
                 log.info("another worker is publishing to %s; skipped",
                          self.config.aggregator.feeds_dir)
                 return []
+            self._archive_seconds = None if all_archives else self.archive_budget
             return self._publish()
 
     def _publish(self) -> list[Path]:
@@ -590,27 +605,58 @@ class Aggregator:
         changed = self._render_all()
         from aggregator.publish import write_if_changed
 
-        write_if_changed(mark, signature.encode("ascii"))
+        # Archive work left over must not look like a finished publish.
+        write_if_changed(mark, (signature + " archives-pending" * self.archives_pending)
+                         .encode("ascii"))
         return changed
 
     def _render_all(self) -> list[Path]:
-        from aggregator.publish import RenderMemo, publish_all
+        from aggregator.publish import RenderMemo, publish_all, publish_archives
 
         feeds_dir = self.config.aggregator.feeds_dir
         if self._render_memo is None:
             self._render_memo = RenderMemo.load(feeds_dir)
+        counts, more_to_number = self.store.number_archive_entries()
         posts, comments, languages = self.store.published_entries(
             topics=[t.slug for t in self.config.topics], max_entries=MAX_FEED_ENTRIES,
         )
+        archives = self._archived_feeds(counts)
         site = self.site_info(languages)
         changed = publish_all(
             feeds_dir, site, posts, comments,
-            max_entries=MAX_FEED_ENTRIES, memo=self._render_memo,
+            max_entries=MAX_FEED_ENTRIES, memo=self._render_memo, archives=archives,
         )
+        written, waiting = publish_archives(
+            feeds_dir, site, archives, self._archive_block, memo=self._render_memo,
+            budget_seconds=self._archive_seconds,
+        )
+        changed += written
         self._render_memo.save(feeds_dir)
+        self.archives_pending = more_to_number or waiting > 0
         if changed:
             log.info("published %d changed file(s) to %s", len(changed), feeds_dir)
+        if self.archives_pending:
+            log.info("%d archive document(s) wait for the next publish%s", waiting,
+                     " (and entries to number)" if more_to_number else "")
         return changed
+
+    def _archived_feeds(self, counts: dict[str, int]) -> list[ArchivedFeed]:
+        from aggregator.publish import ArchivedFeed
+
+        feeds = []
+        for stem, count in counts.items():
+            closed = archive_index.closed_blocks(count)
+            first_open = closed * archive_index.BLOCK_SIZE
+            open_entries = (self.store.archive_entries(stem, first_open, count - 1)
+                            if count > first_open else [])
+            feeds.append(ArchivedFeed(
+                stem=stem, closed=closed, open_entries=tuple(open_entries),
+                versions=self.store.archive_block_versions(stem)))
+        return feeds
+
+    def _archive_block(self, stem: str, block: int) -> list[PublishedEntry]:
+        first, last = archive_index.block_bounds(block)
+        return self.store.archive_entries(stem, first, last)
 
 
 def _read_text(path: Path) -> str | None:

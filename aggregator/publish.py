@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -51,8 +52,12 @@ from aggregator.page import LATEST_POSTS, render_index
 from aggregator.types import PublishedEntry, SiteInfo
 
 __all__ = [
+    "ArchivedFeed",
     "RenderMemo",
+    "archive_path",
     "publish_all",
+    "publish_archives",
+    "render_archive_atom",
     "render_atom",
     "render_index",
     "render_json",
@@ -105,12 +110,56 @@ def render_atom(
     entries: Sequence[PublishedEntry],
     subtitle: str | None = None,
     language: str | None = None,
+    history: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """An Atom 1.0 feed of ``entries`` (in the given order), served at base_url + path."""
+    """An Atom 1.0 feed of ``entries`` (in the given order), served at base_url + path.
+
+    ``history``: (rel, href) links of RFC 5005, for a subscription document
+    whose older entries are in archive documents ("prev-archive").
+    """
     generator = _feed(site, "atom", path=path, title=title, entries=entries,
                       subtitle=subtitle, language=language,
-                      alternates=_sibling_formats(site, path, "atom"))
+                      alternates=_sibling_formats(site, path, "atom"), history=history)
     return generator.atom_str(pretty=True)
+
+
+def archive_path(stem: str, block: int) -> str:
+    """Where archive document ``block`` (1 = oldest) of feed ``stem`` is published."""
+    return f"archive/{stem}/{block}.atom"
+
+
+def render_archive_atom(
+    site: SiteInfo,
+    *,
+    stem: str,
+    block: int,
+    closed: int,
+    title: str,
+    entries: Sequence[PublishedEntry],
+    subtitle: str | None = None,
+) -> bytes:
+    """Archive document ``block`` of ``closed`` of the Atom feed ``stem`` (RFC 5005 §4).
+
+    It carries fh:archive, a "current" link to the subscription document,
+    "prev-archive" to the block before (none for the first) and
+    "next-archive" to the block after, once that block is closed.
+    """
+    current = canonical_id(f"{site.base_url}{stem}.atom")
+    history = [("current", current)]
+    if block > 1:
+        history.append(("prev-archive", _archive_url(site, stem, block - 1)))
+    if block < closed:
+        history.append(("next-archive", _archive_url(site, stem, block + 1)))
+    generator = _feed(site, "atom", path=archive_path(stem, block), title=title,
+                      entries=newest_first(entries), subtitle=subtitle, language=None,
+                      alternates=[], history=history, archive=True,
+                      # One logical feed (RFC 5005 §4): the subscription document's id.
+                      feed_id=current)
+    return generator.atom_str(pretty=True)
+
+
+def _archive_url(site: SiteInfo, stem: str, block: int) -> str:
+    return canonical_id(site.base_url + archive_path(stem, block))
 
 
 def render_rss(
@@ -173,6 +222,9 @@ def _feed(
     language: str | None,
     alternates: list[tuple[str, str]],
     updated_floor: PublishedEntry | None = None,
+    history: Sequence[tuple[str, str]] = (),
+    archive: bool = False,
+    feed_id: str | None = None,
 ) -> FeedGenerator:
     feed = FeedGenerator()
     # The id is compared character by character, so it is in canonical form;
@@ -180,12 +232,14 @@ def _feed(
     self_url = canonical_id(site.base_url + path)
     home_url = web_uri(site.base_url)
     site_title = clean_text(site.title) or GENERATOR
-    feed.id(self_url)
+    feed.id(feed_id or self_url)
     feed.title(clean_text(title) or site_title)
     newest = feed_updated([*entries, *([updated_floor] if updated_floor else [])])
     feed.updated(newest)
     feed.author(name=site_title, uri=home_url)
     feed.link(href=self_url, rel="self", type=MEDIA_TYPES[kind])
+    for rel, href in history:
+        feed.link(href=href, rel=rel, type=MEDIA_TYPES[kind])
     for media_type, href in alternates:
         feed.link(href=href, rel="alternate", type=media_type)
     if not any(media_type == "text/html" for media_type, _ in alternates):
@@ -195,7 +249,7 @@ def _feed(
         feed.generator(GENERATOR, version=clean_text(site.generator_version))
         if subtitle:
             feed.subtitle(clean_text(subtitle))
-        feedgen_ext.register_atom(feed)
+        feedgen_ext.register_atom(feed, archive=archive)
     else:
         feed.generator(f"{GENERATOR} {clean_text(site.generator_version)}".strip())
         # RSS requires a description; Atom's subtitle is optional.
@@ -378,6 +432,25 @@ def _inside(root: Path, relative: str) -> Path:
 # --------------------------------------------------------------------------- everything
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchivedFeed:
+    """An RFC 5005 archived feed (all, comments) as publishing needs to know it.
+
+    Its entries are numbered in the order first published; every full block of
+    ``archive_index.BLOCK_SIZE`` is an archive document (1 = the oldest), and
+    the entries of the open block stay in the subscription document.
+    """
+
+    #: "all" or "comments": the subscription document is <stem>.atom.
+    stem: str
+    #: Full blocks, each one an archive document.
+    closed: int
+    #: The entries of the open block.
+    open_entries: tuple[PublishedEntry, ...] = ()
+    #: Blocks whose entries changed after they closed (retention), by version.
+    versions: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
 def publish_all(
     feeds_dir: Path,
     site: SiteInfo,
@@ -386,6 +459,7 @@ def publish_all(
     *,
     max_entries: int = 100,
     memo: RenderMemo | None = None,
+    archives: Sequence[ArchivedFeed] = (),
 ) -> list[Path]:
     """Render every static output into ``feeds_dir``; return the files that changed.
 
@@ -398,6 +472,11 @@ def publish_all(
     ``memo``, kept by the caller from one publish to the next, lets an output
     whose inputs are the same as when its file was written (and the file as
     it was then) go without rendering: after one new post most feeds are.
+
+    ``archives``: the Atom subscription documents of these feeds link their
+    newest archive document ("prev-archive") and carry the open block's
+    entries besides their newest ones; :func:`publish_archives` writes the
+    archive documents themselves.
     """
     root = feeds_dir.resolve()
     try:
@@ -409,6 +488,8 @@ def publish_all(
     site_key = memo.key(site)
     #: relative path → (digest of everything its bytes depend on, how to render them)
     outputs: dict[str, tuple[bytes, Callable[[], bytes]]] = {}
+
+    archived = {feed.stem: feed for feed in archives}
 
     def add_feeds(stem: str, title: str, entries: Sequence[PublishedEntry], subtitle: str,
                   language: str | None = None) -> None:
@@ -423,11 +504,23 @@ def publish_all(
             outputs[path] = (inputs + suffix.encode(), functools.partial(
                 render, site, path=path, title=title, entries=shown, subtitle=subtitle,
                 language=language))
+        if (feed := archived.get(stem)) is not None:
+            # RFC 5005 §4: what no archive document holds yet is here.
+            seen = {entry.id for entry in shown}
+            extra = [entry for entry in feed.open_entries if entry.id not in seen]
+            history = ([("prev-archive", _archive_url(site, stem, feed.closed))]
+                       if feed.closed else [])
+            outputs[f"{stem}.atom"] = (
+                memo.key((inputs, extra, history)) + b"atom",
+                functools.partial(render_atom, site, path=f"{stem}.atom", title=title,
+                                  entries=newest_first([*shown, *extra]), subtitle=subtitle,
+                                  language=language, history=history))
 
     site_title = clean_text(site.title)
-    add_feeds("all", site_title, posts, f"Every post aggregated by {site_title}")
-    add_feeds("comments", f"{site_title}: comments", newest_first(comments),
-              "Every comment, each pointing at its post")
+    title, subtitle = _feed_titles(site, "all")
+    add_feeds("all", title, posts, subtitle)
+    title, subtitle = _feed_titles(site, "comments")
+    add_feeds("comments", title, newest_first(comments), subtitle)
 
     topic_slugs: set[str] = set()
     for topic in site.topics:
@@ -468,6 +561,109 @@ def publish_all(
     return changed
 
 
+def _feed_titles(site: SiteInfo, stem: str) -> tuple[str, str]:
+    """Title and subtitle of the feed ``stem`` ("all" or "comments")."""
+    site_title = clean_text(site.title)
+    if stem == "all":
+        return site_title, f"Every post aggregated by {site_title}"
+    return f"{site_title}: comments", "Every comment, each pointing at its post"
+
+
+#: Reads the entries of one archive block: (stem, block) → entries.
+BlockLoader = Callable[[str, int], Sequence[PublishedEntry]]
+
+
+def publish_archives(
+    feeds_dir: Path,
+    site: SiteInfo,
+    archives: Sequence[ArchivedFeed],
+    load: BlockLoader,
+    *,
+    memo: RenderMemo,
+    budget_seconds: float | None = None,
+) -> tuple[list[Path], int]:
+    """Write the archive documents (RFC 5005 §4) not yet written; return the files
+    that changed and how many documents wait for a later call.
+
+    A closed block is read and rendered once: its entries do not change. It
+    is written again only when the block after it closes (for its
+    "next-archive" link), when retention changed it (its version), or when
+    what every document says of the site changed. The memo keeps, per feed,
+    what was written and what still waits, so a publish with nothing new
+    looks at no block at all (at 1,000,000 entries there are 20,000).
+    Newest blocks first, so the documents a subscription document links are
+    there first. With ``budget_seconds``, stops after that long (having
+    written at least one): after a cold pass or an upgrade hundreds wait, and
+    a publish must stay short; the rest follow in later publishes.
+    """
+    root = feeds_dir.resolve()
+    started = time.perf_counter()
+    base = memo.key((dataclasses.replace(
+        site, sources=(), languages=(), generator_version="", updated=RenderMemo.NO_TIME),
+    )).hex()
+    queues: list[list[tuple[ArchivedFeed, int]]] = []
+    waiting: dict[str, set[int]] = {}
+    changed: list[Path] = []
+    for feed in archives:
+        state = memo.archives.get(feed.stem)
+        versions = {str(block): version for block, version in feed.versions.items()}
+        if state is None or state["base"] != base or state["closed"] > feed.closed:
+            # First time, a new site description, or a store started over.
+            missing = set(range(1, feed.closed + 1))
+            changed += _remove_later_archives(root, feed)
+        else:
+            missing = set(state["missing"])
+            before = state["closed"]
+            missing |= set(range(before + 1, feed.closed + 1))
+            if 1 <= before < feed.closed:
+                missing.add(before)  # it gains its next-archive link
+            missing |= {int(block) for block, version in versions.items()
+                        if state["versions"].get(block) != version}
+            missing = {block for block in missing if block <= feed.closed}
+        waiting[feed.stem] = missing
+        memo.archives[feed.stem] = {"base": base, "closed": feed.closed,
+                                    "versions": versions, "missing": sorted(missing)}
+        queues.append([(feed, block) for block in sorted(missing, reverse=True)])
+    # Feeds take turns, so one long backlog does not hold up the other.
+    order = [item for turn in itertools.zip_longest(*queues) for item in turn if item]
+    done = 0
+    for feed, block in order:
+        if (budget_seconds is not None and done
+                and time.perf_counter() - started > budget_seconds):
+            break
+        title, subtitle = _feed_titles(site, feed.stem)
+        target = _inside(root, archive_path(feed.stem, block))
+        data = render_archive_atom(site, stem=feed.stem, block=block, closed=feed.closed,
+                                   title=title, subtitle=subtitle,
+                                   entries=load(feed.stem, block))
+        if write_if_changed(target, data):
+            changed.append(target)
+        waiting[feed.stem].discard(block)
+        memo.archives[feed.stem]["missing"] = sorted(waiting[feed.stem])
+        done += 1
+    return changed, len(order) - done
+
+
+def _remove_later_archives(root: Path, feed: ArchivedFeed) -> list[Path]:
+    """Delete archive documents numbered above the closed blocks (a store started over)."""
+    directory = _inside(root, f"archive/{feed.stem}")
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in directory.glob("*.atom"):
+        if not path.stem.isdigit() or int(path.stem) <= feed.closed or path.is_symlink():
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise PublishError(f"cannot remove the stale archive {path}: {error.strerror}") \
+                from error
+        removed.append(path)
+    return sorted(removed)
+
+
 class RenderMemo:
     """What each published file was last rendered from, to skip unchanged outputs.
 
@@ -486,16 +682,20 @@ class RenderMemo:
     _FORMAT = 1
 
     #: SiteInfo.updated is not in any output; it must not make every file look new.
-    _NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+    NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
     def __init__(self) -> None:
         self._files: dict[Path, tuple[bytes, tuple[int, int, int] | None]] = {}
+        #: Per archived feed (publish_archives): the site digest its documents
+        #: were written with, the closed blocks then, block versions, and the
+        #: blocks still to write.
+        self.archives: dict[str, dict[str, Any]] = {}
 
     def key(self, inputs: SiteInfo | tuple[Any, ...]) -> bytes:
         """A digest of ``inputs``: equal pickles mean equal values (unequal ones
         at worst cost a render)."""
         if isinstance(inputs, SiteInfo):
-            inputs = (dataclasses.replace(inputs, updated=self._NO_TIME),)
+            inputs = (dataclasses.replace(inputs, updated=self.NO_TIME),)
         return hashlib.blake2b(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL)).digest()
 
     def holds(self, target: Path, key: bytes) -> bool:
@@ -520,8 +720,15 @@ class RenderMemo:
             for relative, (key, mtime, size, inode) in saved["files"].items():
                 memo._files[_inside(root, relative)] = (
                     bytes.fromhex(key), (int(mtime), int(size), int(inode)))
+            for stem, state in saved.get("archives", {}).items():
+                memo.archives[str(stem)] = {
+                    "base": str(state["base"]), "closed": int(state["closed"]),
+                    "versions": {str(k): int(v) for k, v in state["versions"].items()},
+                    "missing": [int(block) for block in state["missing"]],
+                }
         except (OSError, ValueError, TypeError, KeyError, AttributeError, PublishError):
             memo._files.clear()
+            memo.archives.clear()
         return memo
 
     def save(self, feeds_dir: Path) -> None:
@@ -531,7 +738,8 @@ class RenderMemo:
         for target, (key, identity) in sorted(self._files.items()):
             if identity is not None and target.is_relative_to(root):
                 files[target.relative_to(root).as_posix()] = [key.hex(), *identity]
-        data = json.dumps({"format": self._FORMAT, "files": files}, separators=(",", ":"))
+        data = json.dumps({"format": self._FORMAT, "files": files, "archives": self.archives},
+                          separators=(",", ":"))
         write_if_changed(feeds_dir / self.FILE_NAME, data.encode("ascii"))
 
 
@@ -550,7 +758,8 @@ _ABANDONED_AFTER_SECONDS = 600
 def _remove_abandoned_temporaries(root: Path) -> None:
     """Delete the ``.NAME.<random>.tmp`` files that a killed publish left behind."""
     cutoff = time.time() - _ABANDONED_AFTER_SECONDS
-    for folder in (root, root / "topics", root / "lang"):
+    for folder in (root, root / "topics", root / "lang", root / "archive" / "all",
+                   root / "archive" / "comments"):
         if not folder.is_dir():
             continue
         for path in folder.glob(".*.tmp"):

@@ -4,7 +4,9 @@ Serves ``feeds/`` at ``/`` and at ``/feeds/`` (so both the base URL form and
 the directory form work), ``/posts/<key>/comments.atom`` from the store,
 ``/healthz`` and ``/metrics``. Answers ETag and Last-Modified validators with
 304 and gzips for clients that ask. Files are cached in memory by (mtime,
-size), so a conditional hit costs no disk read and no hashing.
+size), so a conditional hit costs no disk read and no hashing; the cache
+holds at most CACHE_BYTES (least recently used files go first), because the
+RFC 5005 archive documents of a large store are gigabytes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import gzip
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -47,6 +50,8 @@ SECURITY_HEADERS = {
 SAFE_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 #: Below this size gzip costs more than it saves.
 GZIP_MIN_BYTES = 256
+#: Most bytes (bodies and their gzip) the file cache keeps.
+CACHE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,8 @@ class FeedServer:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self._files: dict[Path, tuple[int, int, Representation]] = {}
+        self._files: OrderedDict[Path, tuple[int, int, Representation]] = OrderedDict()
+        self._cached_bytes = 0
         self._threads: dict[str, tuple[str, Representation]] = {}
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -151,6 +157,7 @@ class FeedServer:
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self._files.clear()
+        self._cached_bytes = 0
 
     def published(self) -> None:
         """Called after a publish: thread feeds may have changed."""
@@ -185,10 +192,21 @@ class FeedServer:
                 return _not_found()
             rep = make_representation(
                 body, content_type, datetime.fromtimestamp(stat.st_mtime, UTC))
-            self._files[path] = (stat.st_mtime_ns, stat.st_size, rep)
+            self._remember(path, (stat.st_mtime_ns, stat.st_size, rep))
         else:
             rep = cached[2]
+            self._files.move_to_end(path)
         return respond(request, rep)
+
+    def _remember(self, path: Path, item: tuple[int, int, Representation]) -> None:
+        old = self._files.pop(path, None)
+        if old is not None:
+            self._cached_bytes -= _cost(old[2])
+        self._files[path] = item
+        self._cached_bytes += _cost(item[2])
+        while self._cached_bytes > CACHE_BYTES and len(self._files) > 1:
+            _, evicted = self._files.popitem(last=False)
+            self._cached_bytes -= _cost(evicted[2])
 
     async def thread(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
@@ -255,6 +273,10 @@ class FeedServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _cost(rep: Representation) -> int:
+    return len(rep.body) + len(rep.gzipped or b"")
 
 
 def _not_found() -> web.Response:

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from aggregator import dedupe_index, topic_index
+from aggregator import archive_index, dedupe_index, topic_index
 from aggregator.config import SourceConfig
 from aggregator.dedupe import Copy, choose_canonical
 from aggregator.errors import BlockedURLError, StorageError
@@ -72,6 +72,11 @@ SCHEMA_LOCK_KEY = 0x61677273  # "agrs"
 INGEST_LOCK_KEY = 0x61677265  # "agre"
 #: pg_advisory_xact_lock key serializing claims, so per-host counts hold across workers.
 CLAIM_LOCK_KEY = 0x61677263  # "agrc"
+#: pg_advisory_xact_lock key serializing the numbering of archived entries.
+ARCHIVE_LOCK_KEY = 0x61677261  # "agra"
+#: Most entries one publish numbers per archived feed: a store upgraded with a
+#: million entries is numbered over several publishes, each staying short.
+ARCHIVE_NUMBER_LIMIT = 50_000
 
 TopicsFor = Callable[[NormalizedEntry], tuple[str, ...]]
 #: One document's ingest, run inside a transaction it does not commit.
@@ -1215,6 +1220,10 @@ class Store:
                 col(EntryRow.published) < cutoff,
             )))
             for chunk in _chunks(post_ids, 500):
+                comment_ids = list(session.exec(select(EntryRow.id).where(
+                    col(EntryRow.post_id).in_(chunk))))
+                # Archive documents holding them are written again, without them.
+                archive_index.bump_blocks_of(session, [*chunk, *comment_ids])
                 session.execute(update(EntryRow).where(
                     or_(col(EntryRow.id).in_(chunk), col(EntryRow.post_id).in_(chunk)),
                 ).values(**emptied))
@@ -1307,6 +1316,57 @@ class Store:
                 .order_by(*newest).limit(max_entries)))
             posts, comments = self._to_published(session, post_rows, comment_rows)
             return posts, comments, languages
+
+    # ------------------------------------------------------------------ archives
+
+    def number_archive_entries(
+        self, limit: int = ARCHIVE_NUMBER_LIMIT,
+    ) -> tuple[dict[str, int], bool]:
+        """Number the entries each archived feed has not numbered yet (RFC 5005 archives).
+
+        Returns each feed's count of numbered entries, and whether entries were
+        left for the next call (``limit`` reached). Call it while holding the
+        publish lock; a publisher of another feeds directory doing the same at
+        once costs nothing but a retry on the next publish.
+        """
+        counts: dict[str, int] = {}
+        more = False
+        for feed in archive_index.FEEDS:
+            with self._write_lock, Session(self.engine) as session:
+                try:
+                    if not self.is_sqlite:
+                        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                        {"key": ARCHIVE_LOCK_KEY})
+                    numbered = archive_index.number_new_entries(
+                        session, feed, limit,
+                        0 if self.is_sqlite else archive_index.LATE_WINDOW)
+                    session.commit()
+                    more = more or numbered >= limit
+                except (IntegrityError, OperationalError) as error:
+                    session.rollback()
+                    log.info("numbering %s for its archive lost a race (%s); next publish "
+                             "tries again", feed, type(error).__name__)
+                    more = True
+                counts[feed] = archive_index.slot_count(session, feed)
+        return counts, more
+
+    def archive_block_versions(self, feed: str) -> dict[int, int]:
+        """The blocks of ``feed`` that retention changed after they closed, with versions."""
+        with Session(self.engine) as session:
+            return archive_index.block_versions(session, feed)
+
+    def archive_entries(self, feed: str, first_seq: int, last_seq: int) -> list[PublishedEntry]:
+        """The live entries numbered ``first_seq`` … ``last_seq`` in archived ``feed``."""
+        kind = archive_index.FEEDS[feed]
+        with Session(self.engine) as session:
+            ids = archive_index.block_entry_ids(session, feed, first_seq, last_seq)
+            rows: list[Row[Any]] = []
+            for chunk in _chunks(ids, 500):
+                rows += session.execute(select(*_PUBLISHED).where(
+                    _ENTRY.c.id.in_(chunk), _ENTRY.c.pruned == False)).all()  # noqa: E712
+            if kind == "post":
+                return self._to_published(session, rows, [])[0]
+            return self._to_published(session, [], rows)[1]
 
     @staticmethod
     def _languages(session: Session) -> list[str]:
