@@ -242,7 +242,10 @@ def fetch(state: State, fetch_all: bool, names: tuple[str, ...]) -> None:
             # The parser workers and connections are done: let them go before
             # publishing, which is this command's other peak of memory.
             await aggregator.aclose()
-            report.published = await asyncio.to_thread(aggregator.publish)
+            # A pass that changed nothing leaves archive documents an earlier
+            # publish left to the daemon or `publish`: it is a quick look only.
+            report.published = await asyncio.to_thread(
+                functools.partial(aggregator.publish, archive_work=report.changed))
             report.archives_pending = aggregator.archives_pending
             return report
         finally:

@@ -148,6 +148,7 @@ class Aggregator:
         #: Seconds a publish spends on archive documents at most.
         self.archive_budget = ARCHIVE_BUDGET_SECONDS
         self._archive_seconds: float | None = ARCHIVE_BUDGET_SECONDS
+        self._numbering_pending = False
         #: 304s not yet recorded: they go with the release of their lease.
         self._unchanged: dict[int, Unchanged] = {}
         # Documents waiting for the store, and the task writing them (_ingest).
@@ -569,14 +570,14 @@ class Aggregator:
                      removed, days)
         return removed
 
-    def publish(self, *, all_archives: bool = False) -> list[Path]:
+    def publish(self, *, all_archives: bool = False, archive_work: bool = True) -> list[Path]:
         """Write every output under feeds/; returns the files whose content changed.
 
         When another worker is publishing into the same directory right now,
         nothing is written here (it writes the same content anyway).
-        Archive documents get :attr:`archive_budget` seconds, or all the time
-        they need with ``all_archives``; :attr:`archives_pending` tells
-        whether some wait for the next publish.
+        Archive documents get :attr:`archive_budget` seconds, all the time
+        they need with ``all_archives``, or none without ``archive_work``;
+        :attr:`archives_pending` tells whether some wait for a later publish.
         """
         with self.store.publish_lock(self.config.aggregator.feeds_dir) as acquired:
             self.publish_skipped = not acquired
@@ -584,7 +585,8 @@ class Aggregator:
                 log.info("another worker is publishing to %s; skipped",
                          self.config.aggregator.feeds_dir)
                 return []
-            self._archive_seconds = None if all_archives else self.archive_budget
+            self._archive_seconds = (None if all_archives else
+                                     self.archive_budget if archive_work else 0.0)
             return self._publish()
 
     def _publish(self) -> list[Path]:
@@ -601,13 +603,50 @@ class Aggregator:
         mark = feeds_dir / ".published"
         if (not changed_here and _read_text(mark) == signature
                 and all((feeds_dir / name).exists() for name in ("all.atom", "index.html"))):
-            return []
+            # Only archive documents left by an earlier publish may be due.
+            if self._archive_seconds == 0 or not self._archive_backlog():
+                self.archives_pending = self._archive_backlog()
+                return []
+            return self._write_archives()
         changed = self._render_all()
         from aggregator.publish import write_if_changed
 
-        # Archive work left over must not look like a finished publish.
-        write_if_changed(mark, (signature + " archives-pending" * self.archives_pending)
+        # Entries left to number change the subscription documents next time:
+        # that must not look like a finished publish. (Archive documents left
+        # to write are in the render memo.)
+        write_if_changed(mark, (signature + " numbering-pending" * self._numbering_pending)
                          .encode("ascii"))
+        return changed
+
+    def _archive_backlog(self) -> bool:
+        """Archive documents the last publishes into feeds/ left unwritten."""
+        from aggregator.publish import RenderMemo
+
+        if self._render_memo is None:
+            self._render_memo = RenderMemo.load(self.config.aggregator.feeds_dir)
+        return any(state["missing"] for state in self._render_memo.archives.values())
+
+    def _write_archives(self) -> list[Path]:
+        """Write waiting archive documents, and nothing else, when nothing else changed."""
+        from aggregator.publish import ArchivedFeed, publish_archives
+
+        assert self._render_memo is not None
+        counts, more_to_number = self.store.number_archive_entries()
+        known = {stem: state["closed"] for stem, state in self._render_memo.archives.items()}
+        if more_to_number or any(archive_index.closed_blocks(count) != known.get(stem)
+                                 for stem, count in counts.items()):
+            return self._render_all()  # a block closed: the subscription documents change
+        feeds_dir = self.config.aggregator.feeds_dir
+        archives = [ArchivedFeed(stem=stem, closed=archive_index.closed_blocks(count),
+                                 versions=self.store.archive_block_versions(stem))
+                    for stem, count in counts.items()]
+        changed, waiting = publish_archives(
+            feeds_dir, self.site_info(()), archives, self._archive_block,
+            memo=self._render_memo, budget_seconds=self._archive_seconds)
+        self._render_memo.save(feeds_dir)
+        self.archives_pending = waiting > 0
+        log.info("wrote %d archive document(s) to %s; %d wait for the next publish",
+                 len(changed), feeds_dir, waiting)
         return changed
 
     def _render_all(self) -> list[Path]:
@@ -632,6 +671,7 @@ class Aggregator:
         )
         changed += written
         self._render_memo.save(feeds_dir)
+        self._numbering_pending = more_to_number
         self.archives_pending = more_to_number or waiting > 0
         if changed:
             log.info("published %d changed file(s) to %s", len(changed), feeds_dir)

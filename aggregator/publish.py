@@ -593,8 +593,9 @@ def publish_archives(
     looks at no block at all (at 1,000,000 entries there are 20,000).
     Newest blocks first, so the documents a subscription document links are
     there first. With ``budget_seconds``, stops after that long (having
-    written at least one): after a cold pass or an upgrade hundreds wait, and
-    a publish must stay short; the rest follow in later publishes.
+    written at least one; none for 0): after a cold pass or an upgrade
+    hundreds wait, and a publish must stay short; the rest follow in later
+    publishes.
     """
     root = feeds_dir.resolve()
     started = time.perf_counter()
@@ -628,8 +629,8 @@ def publish_archives(
     order = [item for turn in itertools.zip_longest(*queues) for item in turn if item]
     done = 0
     for feed, block in order:
-        if (budget_seconds is not None and done
-                and time.perf_counter() - started > budget_seconds):
+        if budget_seconds is not None and (budget_seconds <= 0 or (
+                done and time.perf_counter() - started > budget_seconds)):
             break
         title, subtitle = _feed_titles(site, feed.stem)
         target = _inside(root, archive_path(feed.stem, block))

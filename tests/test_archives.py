@@ -322,28 +322,35 @@ def test_a_short_publish_writes_the_newest_archive_first_and_the_rest_later(
 ) -> None:
     """With no time to spare, each publish writes one archive document, newest
     first, so the subscription document's prev-archive is never a 404; a new
-    process takes over what the last one left."""
+    process takes over what the last one left, and a publish told to leave
+    archives alone (a fetch that changed nothing) writes none."""
     _, config, url = one_blog(tmp_path, server, 430, publish_too=False)
     feeds = tmp_path / "feeds"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AGGREGATOR_DATABASE_URL", url)
-        aggregator = Aggregator(load_config(config))
-        try:
-            aggregator.archive_budget = 0.0
-            aggregator.publish()
-            assert aggregator.archives_pending
-            assert [p.name for p in archive_files(feeds, "all")] == ["4.atom"]
-            [newest] = links(etree.fromstring((feeds / "all.atom").read_bytes()), "prev-archive")
-            assert local(feeds, newest).exists()
-        finally:
-            aggregator.close()
-    assert (feeds / ".published").read_text("ascii").endswith("archives-pending")
-    # Three more, one per publish (each in a new process, as cron would run them).
-    assert publish(config, url, budget=0.0) == 3
-    assert [p.name for p in archive_files(feeds, "all")] == ["1.atom", "2.atom", "3.atom",
-                                                               "4.atom"]
+
+    def publish_once(**options: bool) -> tuple[list[Path], bool]:
+        """One publish in a new Aggregator, as a new process would run it."""
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AGGREGATOR_DATABASE_URL", url)
+            aggregator = Aggregator(load_config(config))
+            aggregator.archive_budget = 1e-9  # spent after the first document
+            try:
+                return aggregator.publish(**options), aggregator.archives_pending
+            finally:
+                aggregator.close()
+
+    assert publish_once()[1]
+    assert [p.name for p in archive_files(feeds, "all")] == ["4.atom"]
+    [newest] = links(etree.fromstring((feeds / "all.atom").read_bytes()), "prev-archive")
+    assert local(feeds, newest).exists()
+    assert publish_once(archive_work=False) == ([], True)
+    assert [p.name for p in archive_files(feeds, "all")] == ["4.atom"]
+    # Three more, one per publish, newest first.
+    for written, pending in ([["3.atom"], True], [["2.atom"], True], [["1.atom"], False]):
+        changed, waiting = publish_once()
+        assert [p.name for p in changed if "archive" in p.parts] == written
+        assert waiting is pending
     assert reconstruct(feeds, "all").every_id == stored_ids(url, "post")
-    assert "archives-pending" not in (feeds / ".published").read_text("ascii")
+    assert publish_once() == ([], False)
 
 
 def test_a_publish_with_nothing_new_reads_no_archive_block(
@@ -516,7 +523,7 @@ def test_the_daemon_writes_leftover_archives_in_its_ticks(
         daemon = daemon_module.Daemon(config, serve=False, fetch=False)
         daemon.store = Store(config.aggregator.database)
         daemon.aggregator = Aggregator(config, store=daemon.store)
-        daemon.aggregator.archive_budget = 0.0  # one document per publish
+        daemon.aggregator.archive_budget = 1e-9  # one document per publish
         try:
             seen = []
             for _ in range(3):
@@ -528,4 +535,24 @@ def test_the_daemon_writes_leftover_archives_in_its_ticks(
 
     assert ticks(0.0) == [1, 2, 3]  # one publish per tick, and one each next tick
     assert ticks(10.0) == [4, 4, 4]
+    assert reconstruct(tmp_path / "feeds", "all").every_id == stored_ids(url, "post")
+
+
+def test_fetch_that_changed_nothing_leaves_archives_to_publish(
+    tmp_path: Path, server: BlogServer,
+) -> None:
+    """A fetch whose pass changed nothing writes no archive document (a warm pass
+    stays as short as the fetching); `aggregator publish` writes every one."""
+    from test_end_to_end import run_cli_in_python
+
+    _, config, url = one_blog(tmp_path, server, 430, publish_too=False)
+    out = run_cli_in_python(config, ["fetch", "--all"], database_url=url)
+    assert "Some archive documents are still to write" in out
+    assert archive_files(tmp_path / "feeds", "all") == []
+    assert (tmp_path / "feeds" / "all.atom").exists()
+    out = run_cli_in_python(
+        config, ["publish"], database_url=url,
+        before="import aggregator.pipeline as p\np.ARCHIVE_BUDGET_SECONDS = 1e-9\n")
+    assert "Writing the archive documents still to write" in out
+    assert len(archive_files(tmp_path / "feeds", "all")) == 4
     assert reconstruct(tmp_path / "feeds", "all").every_id == stored_ids(url, "post")
