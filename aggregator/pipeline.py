@@ -604,8 +604,8 @@ class Aggregator:
         if (not changed_here and _read_text(mark) == signature
                 and all((feeds_dir / name).exists() for name in ("all.atom", "index.html"))):
             # Only archive documents left by an earlier publish may be due.
-            if self._archive_seconds == 0 or not self._archive_backlog():
-                self.archives_pending = self._archive_backlog()
+            self.archives_pending = self._archive_backlog()
+            if self._archive_seconds == 0 or not self.archives_pending:
                 return []
             return self._write_archives()
         changed = self._render_all()
@@ -628,7 +628,7 @@ class Aggregator:
 
     def _write_archives(self) -> list[Path]:
         """Write waiting archive documents, and nothing else, when nothing else changed."""
-        from aggregator.publish import ArchivedFeed, publish_archives
+        from aggregator.publish import publish_archives
 
         assert self._render_memo is not None
         counts, more_to_number = self.store.number_archive_entries()
@@ -637,11 +637,9 @@ class Aggregator:
                                  for stem, count in counts.items()):
             return self._render_all()  # a block closed: the subscription documents change
         feeds_dir = self.config.aggregator.feeds_dir
-        archives = [ArchivedFeed(stem=stem, closed=archive_index.closed_blocks(count),
-                                 versions=self.store.archive_block_versions(stem))
-                    for stem, count in counts.items()]
         changed, waiting = publish_archives(
-            feeds_dir, self.site_info(()), archives, self._archive_block,
+            feeds_dir, self.site_info(()), self._archived_feeds(counts, with_open=False),
+            self._archive_block,
             memo=self._render_memo, budget_seconds=self._archive_seconds)
         self._render_memo.save(feeds_dir)
         self.archives_pending = waiting > 0
@@ -680,7 +678,10 @@ class Aggregator:
                      " (and entries to number)" if more_to_number else "")
         return changed
 
-    def _archived_feeds(self, counts: dict[str, int]) -> list[ArchivedFeed]:
+    def _archived_feeds(self, counts: dict[str, int], *,
+                        with_open: bool = True) -> list[ArchivedFeed]:
+        """Each archived feed with ``counts`` entries numbered; ``with_open``: and the
+        entries of its open block (its subscription document needs them)."""
         from aggregator.publish import ArchivedFeed
 
         feeds = []
@@ -688,7 +689,7 @@ class Aggregator:
             closed = archive_index.closed_blocks(count)
             first_open = closed * archive_index.BLOCK_SIZE
             open_entries = (self.store.archive_entries(stem, first_open, count - 1)
-                            if count > first_open else [])
+                            if with_open and count > first_open else [])
             feeds.append(ArchivedFeed(
                 stem=stem, closed=closed, open_entries=tuple(open_entries),
                 versions=self.store.archive_block_versions(stem)))

@@ -672,6 +672,9 @@ class RenderMemo:
     file's (mtime, size, inode) right after publishing. A file somebody else
     changed or removed no longer matches, so it is rendered and written again.
 
+    For the archive documents it keeps less per file: per archived feed, what
+    they were written from and which still wait (:func:`publish_archives`).
+
     It is kept in the feeds directory too (:meth:`load`, :meth:`save`), so that
     a new process (``aggregator publish`` from cron, a restarted daemon) renders
     only what changed as well: at 1,000,000 stored entries rendering every
@@ -759,8 +762,9 @@ _ABANDONED_AFTER_SECONDS = 600
 def _remove_abandoned_temporaries(root: Path) -> None:
     """Delete the ``.NAME.<random>.tmp`` files that a killed publish left behind."""
     cutoff = time.time() - _ABANDONED_AFTER_SECONDS
-    for folder in (root, root / "topics", root / "lang", root / "archive" / "all",
-                   root / "archive" / "comments"):
+    archives = root / "archive"
+    feeds = [path for path in archives.iterdir() if path.is_dir()] if archives.is_dir() else []
+    for folder in (root, root / "topics", root / "lang", *feeds):
         if not folder.is_dir():
             continue
         for path in folder.glob(".*.tmp"):
