@@ -9,8 +9,9 @@ A block is closed, and its document written once, when all B slots are
 taken; the entries of the last, open block stay in the subscription document.
 
 Numbering happens at publish time, under the publish lock, in entry-id order.
-PostgreSQL may commit a lower id after a higher one (several workers), so
-there each round looks back ``LATE_WINDOW`` ids below the highest one numbered.
+On PostgreSQL every transaction that creates entries holds the ingest lock,
+so ids commit in order there too; each round still looks back
+``LATE_WINDOW`` ids below the highest one numbered, in case one did not.
 
 Retention empties pruned entries; their blocks must be written again without
 them. ``archive_block`` keeps a version per block that retention bumps, and
@@ -43,8 +44,9 @@ __all__ = [
 BLOCK_SIZE = 100
 #: Archived feeds and the entry kind each numbers.
 FEEDS = {"all": "post", "comments": "comment"}
-#: How far below the highest numbered id a round looks for entries committed late.
-LATE_WINDOW = 10_000
+#: How far below the highest numbered id a round looks for entries committed late
+#: (PostgreSQL): every one of them is read, so the look back is short.
+LATE_WINDOW = 1_000
 _CHUNK = 500
 
 

@@ -1178,6 +1178,8 @@ class Store:
     ) -> dedupe_index.SplitResult:
         """Undo a wrong merge for good: one source's copy becomes its own post again."""
         with self._write_lock, Session(self.engine) as session:
+            # Like an ingest: its new entry's id must not commit after a higher one.
+            self._lock_ingest(session)
             post = dedupe_index.resolve_entry(session, given_id)
             result = dedupe_index.split_entry(
                 session, post.id,  # type: ignore[arg-type]
