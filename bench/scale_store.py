@@ -415,8 +415,10 @@ def _with_schema(url: str, schema: str) -> str:
 
 
 def write_config(path: Path, url: str, sources: int, feeds_base: str, port: int) -> None:
+    # base_url stays the same whatever port the daemon listens on: every archive
+    # document names it, and a new one would have them all written again.
     lines = [
-        "[aggregator]", 'title = "Scale benchmark"', f'base_url = "http://{HOST}:{port}/"',
+        "[aggregator]", 'title = "Scale benchmark"', f'base_url = "http://{HOST}:8080/"',
         f"database = {json.dumps(url)}", 'feeds_dir = "feeds"', "",
         "[server]", f'host = "{HOST}"', f"port = {port}", "",
         "[fetch]", "concurrency = 20", "per_host = 20", "tick = 2", "",
