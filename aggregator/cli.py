@@ -287,7 +287,10 @@ def publish(state: State) -> None:
                     gc.enable()
                 say("Writing the archive documents still to write …")
                 while aggregator.archives_pending and not aggregator.publish_skipped:
-                    changed += aggregator.publish(all_archives=True)
+                    step = aggregator.publish(all_archives=True)
+                    if not step:
+                        break  # no progress (numbering lost a race): the daemon goes on
+                    changed += step
         finally:
             aggregator.close()
     finally:

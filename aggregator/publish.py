@@ -640,8 +640,9 @@ def publish_archives(
         if write_if_changed(target, data):
             changed.append(target)
         waiting[feed.stem].discard(block)
-        memo.archives[feed.stem]["missing"] = sorted(waiting[feed.stem])
         done += 1
+    for stem, missing in waiting.items():
+        memo.archives[stem]["missing"] = sorted(missing)
     return changed, len(order) - done
 
 
