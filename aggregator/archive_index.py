@@ -135,11 +135,13 @@ def bump_blocks_of(session: Session, entry_ids: Iterable[int]) -> None:
     """Mark the blocks holding these entries as changed (retention emptied them)."""
     ids = list(entry_ids)
     blocks: set[tuple[str, int]] = set()
-    for start in range(0, len(ids), _CHUNK):
-        for feed, seq in session.execute(
-                select(ArchiveSlotRow.feed, ArchiveSlotRow.seq).where(
+    # Feed by feed: the (feed, entry_id) index serves these, entry_id alone would not.
+    for feed in FEEDS:
+        for start in range(0, len(ids), _CHUNK):
+            for seq in session.exec(select(ArchiveSlotRow.seq).where(
+                    ArchiveSlotRow.feed == feed,
                     col(ArchiveSlotRow.entry_id).in_(ids[start:start + _CHUNK]))):
-            blocks.add((feed, seq // BLOCK_SIZE + 1))
+                blocks.add((feed, seq // BLOCK_SIZE + 1))
     for feed, block in sorted(blocks):
         row = session.get(ArchiveBlockRow, (feed, block))
         if row is None:
