@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import numpy as np
 
+from aggregator import speedups
 from aggregator.folding import fold, fold_rest, words_of
 from aggregator.urls import site_host
 
@@ -287,6 +288,10 @@ def _minhash(shingles: np.ndarray) -> tuple[int, ...]:
     if len(shingles) == 0:
         return ()
     seeds, (shift1, mul1, shift2, mul2, shift3), _ = _constants()
+    if speedups.minhash is not None:
+        # The same splitmix64 over the same values, without the 80 × n
+        # temporary array NumPy fills six times over.
+        return speedups.minhash(shingles, seeds)
     # uint64 arithmetic wraps modulo 2^64, which is what the mixer wants.
     mixed = shingles[None, :] ^ seeds
     mixed ^= mixed >> shift1

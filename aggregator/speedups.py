@@ -1,0 +1,33 @@
+"""The compiled inner loops, when they were built (speedups/_aggregator_speedups.c).
+
+``pip install`` compiles them when a C compiler is there; without one, or
+with ``AGGREGATOR_NO_SPEEDUPS=1`` in the environment, every caller runs its
+own Python version of the same computation, with the same results, slower.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["AVAILABLE", "DISABLE_ENV", "langid_walk", "minhash"]
+
+#: Set to 1 to run the pure-Python versions although the compiled ones exist.
+DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
+
+_compiled: Any = None
+if os.environ.get(DISABLE_ENV, "") in ("", "0"):
+    try:
+        import _aggregator_speedups as _compiled
+    except ImportError:
+        _compiled = None
+
+#: Whether the compiled module is in use.
+AVAILABLE: bool = _compiled is not None
+
+#: ``langid_walk(nextmove, rowbase, out_feat, text)``: see aggregator.language.
+langid_walk: Callable[[Any, Any, Any, bytes], tuple[bytes, bytes] | None] | None = (
+    getattr(_compiled, "langid_walk", None))
+#: ``minhash(shingles, seeds)``: see aggregator.dedupe._minhash.
+minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minhash", None)

@@ -1,0 +1,169 @@
+"""The compiled inner loops give exactly what their Python versions give.
+
+The compiled module is built by ``pip install`` wherever a C compiler is
+(CI has one), so its absence fails here instead of silently testing only
+the Python path; set AGGREGATOR_ALLOW_NO_SPEEDUPS=1 on a machine without a
+compiler to run the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator import dedupe, language, speedups
+
+SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+ALLOW_MISSING = os.environ.get("AGGREGATOR_ALLOW_NO_SPEEDUPS", "") not in ("", "0")
+DISABLED = os.environ.get(speedups.DISABLE_ENV, "") not in ("", "0")
+
+
+def seed_texts() -> list[str]:
+    if not SEEDS.is_dir():
+        pytest.fail(f"seed pages not found at {SEEDS}: shared/ must sit next to the repository")
+    texts = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        texts.extend(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip())
+    assert len(texts) > 20
+    return texts
+
+
+@pytest.fixture(scope="module")
+def compiled() -> object:
+    if not speedups.AVAILABLE:
+        if ALLOW_MISSING or DISABLED:
+            pytest.skip("the compiled module was not built (allowed by the environment)")
+        pytest.fail("_aggregator_speedups was not built: install with a C compiler "
+                    "(pip install -e '.[test]'), or set AGGREGATOR_ALLOW_NO_SPEEDUPS=1")
+    return speedups
+
+
+@pytest.fixture(scope="module")
+def identifiers() -> tuple[object, object]:
+    python = language._load_identifier()
+    return python, language._with_compiled_walk(python)
+
+
+def test_compiled_module_is_in_use(compiled: object) -> None:
+    assert isinstance(language._model(), language._CompiledWalkIdentifier)
+    assert speedups.minhash is not None
+
+
+def python_walk(identifier: object, text: bytes) -> dict[int, int]:
+    from py3langid.langid import visit_counts
+
+    visits = visit_counts(identifier.tk_nextmove, identifier._rowbase,
+                          identifier.tk_output, text)
+    return dict(visits or {})
+
+
+def compiled_walk(identifier: object, text: bytes) -> dict[int, int]:
+    found = identifier._walk(*identifier._walk_tables, text)
+    if found is None:
+        return {}
+    indexes = np.frombuffer(found[0], dtype=np.int64).tolist()
+    counts = np.frombuffer(found[1], dtype=np.float32).tolist()
+    return dict(zip(indexes, counts, strict=True))
+
+
+def assert_same_walk(identifiers: tuple[object, object], text: str) -> None:
+    python, fast = identifiers
+    encoded = python._encode(text)
+    expected = python_walk(python, encoded)
+    got = compiled_walk(fast, encoded)
+    # Same features, same counts, and the same first-occurrence order, on
+    # which the floating-point sum of the scoring depends.
+    assert list(got.items()) == list(expected.items())
+    assert np.array_equal(fast._decide(text), python._decide(text))
+    assert fast.classify(text) == python.classify(text)
+
+
+def test_walk_and_scores_match_on_the_seed_pages(
+        compiled: object, identifiers: tuple[object, object]) -> None:
+    texts = seed_texts()
+    for text in texts:
+        assert_same_walk(identifiers, text)
+        assert_same_walk(identifiers, language._sample(text))
+
+
+@pytest.mark.parametrize("text", ["", " ", "1234 5678", "\x00\x01", "ÄÖÜ ß", "日本語のテキスト",
+                                  "\ud800 lone surrogate", "a" * 5000, "🙂" * 40])
+def test_walk_matches_on_edge_cases(
+        compiled: object, identifiers: tuple[object, object], text: str) -> None:
+    assert_same_walk(identifiers, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=600))
+def test_walk_matches_on_any_text(
+        compiled: object, identifiers: tuple[object, object], text: str) -> None:
+    assert_same_walk(identifiers, text)
+
+
+def test_walk_refuses_tables_that_do_not_fit(compiled: object) -> None:
+    # A move past the end of the table must be an error, never a read
+    # outside the buffer.
+    nextmove = np.array([5] * 256, dtype=np.uint32)
+    rowbase = np.array([0], dtype=np.int64)
+    out = np.array([-1], dtype=np.int32)
+    with pytest.raises(ValueError, match="outside the model"):
+        speedups.langid_walk(nextmove, rowbase, out, b"ab")
+
+
+def python_minhash(shingles: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[int, ...]:
+    with monkeypatch.context() as patch:
+        patch.setattr(speedups, "minhash", None)
+        return dedupe._minhash(shingles)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=300))
+def test_minhash_matches_on_any_shingles(compiled: object, values: list[int]) -> None:
+    shingles = np.array(values, dtype=np.uint64)
+    with pytest.MonkeyPatch.context() as patch:
+        expected = python_minhash(shingles, patch)
+    got = dedupe._minhash(shingles)
+    assert got == expected
+    assert len(got) == (dedupe.PERMUTATIONS if values else 0)
+
+
+def test_signatures_match_on_the_seed_pages(
+        compiled: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in seed_texts():
+        shingles = dedupe._shingle_hashes(text.split())
+        assert dedupe._minhash(shingles) == python_minhash(shingles, monkeypatch)
+
+
+def test_the_pure_python_fallback_gives_the_same_answers(tmp_path: Path) -> None:
+    # With the compiled module switched off, a fresh interpreter runs the
+    # Python versions; its languages and signatures must equal this one's.
+    texts = seed_texts()
+    (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from aggregator import dedupe, language, speedups\n"
+        "texts = json.load(open(sys.argv[1], encoding='utf-8'))\n"
+        "assert not speedups.AVAILABLE and speedups.minhash is None\n"
+        "assert not isinstance(language._model(), language._CompiledWalkIdentifier)\n"
+        "print(json.dumps([[language.detect_language(t), language._model().classify(t)[1],\n"
+        "                   list(dedupe.signature(t))] for t in texts]))\n"
+    )
+    env = dict(os.environ, **{speedups.DISABLE_ENV: "1"})
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "texts.json")],
+                          capture_output=True, text=True, env=env, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    fallback = json.loads(done.stdout)
+    here = [[language.detect_language(t), language._model().classify(t)[1],
+             list(dedupe.signature(t))] for t in texts]
+    assert fallback == here
+    assert {row[0] for row in here} >= {"nl", "de"}
