@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from aggregator import __version__, archive_index
+from aggregator import __version__, archive_index, speedups
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, FetchError, ParseError
 from aggregator.parser_pool import Named, ParserPool
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 _PARSE = Named("aggregator.reading", "parse_and_normalize")
 
 log = logging.getLogger("aggregator")
+#: Whether this process has logged speedups.missing_warning() (once is enough).
+_told_of_speedups = False
 
 _T = TypeVar("_T")
 
@@ -263,6 +265,12 @@ class Aggregator:
         """Fetch every due (or, with ``force``, every) enabled source once."""
         from aggregator.fetch import one_request_at_a_time
 
+        global _told_of_speedups
+        if not _told_of_speedups:
+            _told_of_speedups = True
+            warning = speedups.missing_warning()
+            if warning:
+                log.warning("%s", warning)
         config = self.config
         now = now_utc()
         await self._in_store_thread(self.store.sync_sources, config.sources, now)

@@ -167,3 +167,34 @@ def test_the_pure_python_fallback_gives_the_same_answers(tmp_path: Path) -> None
              list(dedupe.signature(t))] for t in texts]
     assert fallback == here
     assert {row[0] for row in here} >= {"nl", "de"}
+
+
+HIDE_AND_FETCH = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "_aggregator_speedups":
+            raise ImportError("hidden for the test")
+sys.meta_path.insert(0, Hide())
+sys.argv = ["aggregator", "--config", sys.argv[1], "fetch"]
+from aggregator.cli import program
+program()
+"""
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_a_fetch_without_the_compiled_module_says_so(tmp_path: Path, disabled: bool) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[aggregator]\ntitle = "T"\nbase_url = "http://127.0.0.1:8080/"\n'
+                      'database = "sqlite:///agg.db"\nfeeds_dir = "feeds"\n', encoding="utf-8")
+    env = dict(os.environ)
+    env.pop(speedups.DISABLE_ENV, None)
+    if disabled:  # switched off on purpose: nothing to warn of
+        env[speedups.DISABLE_ENV] = "1"
+    done = subprocess.run([sys.executable, "-c", HIDE_AND_FETCH, str(config)],
+                          capture_output=True, text=True, env=env, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "fetch pass: 0 source(s)" in done.stderr
+    warned = done.stderr.count("compiled speedups (_aggregator_speedups) are not installed")
+    assert warned == (0 if disabled else 1), done.stderr
