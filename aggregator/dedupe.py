@@ -55,6 +55,7 @@ __all__ = [
     "article_text",
     "band_keys",
     "choose_canonical",
+    "index_keys",
     "is_home_page",
     "lead_key",
     "same_article",
@@ -265,11 +266,21 @@ def _word_hash(word: str) -> int:
     )
 
 
+#: _word_hash's values for the compiled word_shingles, which empties it at
+#: _word_hash's cache size.
+_word_hashes: dict[str, int] = {}
+
+
 def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
     """64-bit hashes of the word 3-shingles, in text order."""
     import numpy as np
 
     mix = _constants()[2]
+    if speedups.word_shingles is not None:
+        # The same hashes and sums, without a Python call per word.
+        return np.frombuffer(speedups.word_shingles(
+            words if isinstance(words, tuple) else tuple(words), _word_hashes,
+            _word_hash.cache_info().maxsize, *map(int, mix)), dtype=np.uint64)
     if not words:
         return np.zeros(0, dtype=np.uint64)
     hashes = np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
@@ -311,6 +322,8 @@ def band_keys(sig: Sequence[int]) -> list[str]:
     """One key per LSH band of *sig*: equal keys mean equal rows in that band."""
     if len(sig) != PERMUTATIONS:
         return []
+    if speedups.band_keys is not None:
+        return speedups.band_keys(tuple(sig), BANDS, ROWS)
     # Each band's values as 64-bit little-endian words, then _short_hash of
     # them (the bytes and a NUL): packed once, it is a third of the cost.
     packed = struct.pack(f"<{PERMUTATIONS}Q", *sig)
@@ -361,14 +374,31 @@ class Article:
     @cached_property
     def _index_keys(self) -> tuple[tuple[str, str], ...]:
         # Asked for twice per new post (candidate lookup, then filing it).
-        keys = [(key, "band") for key in band_keys(self.signature)]
-        lead = lead_key(" ".join(self.words))
-        if lead:
-            keys.append((lead, "lead"))
-        # A title of one or two words ("Update", "Links") names a series, not an article.
-        if len(self.title.split()) >= 3:
-            keys.append(("t" + _short_hash(self.title), "title"))
-        return tuple(keys)
+        return _keys(self.signature, self.words, self.title)
+
+
+def _keys(sig: Sequence[int], words: Sequence[str], title: str) -> tuple[tuple[str, str], ...]:
+    keys = [(key, "band") for key in band_keys(sig)]
+    # Words are runs of letters and digits, so joined with spaces and split
+    # again they are the same words: lead_key's text is their join.
+    if len(words) >= MIN_SHORT_WORDS:
+        keys.append(("l" + _short_hash(" ".join(words[:LEAD_WORDS])), "lead"))
+    # A title of one or two words ("Update", "Links") names a series, not an article.
+    if len(title.split()) >= 3:
+        keys.append(("t" + _short_hash(title), "title"))
+    return tuple(keys)
+
+
+def index_keys(entry: ArticleSource) -> list[tuple[str, str]]:
+    """``article_of(entry).index_keys()``, without the rest of the Article.
+
+    For a parser worker, which files a post and never compares it: the
+    shingles go from the hashing to the MinHash as one array, not by way of
+    the tuple and set of Python ints a comparison needs.
+    """
+    words = _words(entry)
+    sig = _minhash(_shingle_hashes(words)) if len(words) >= MIN_SHORT_WORDS else ()
+    return list(_keys(sig, words, title_key(entry.title)))
 
 
 def article_of(entry: ArticleSource | Article) -> Article:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from aggregator import folding
 from aggregator.config import TopicConfig
-from aggregator.dedupe import article_of
+from aggregator.dedupe import index_keys
 from aggregator.normalize import normalize_entries
 from aggregator.parse import parse_feed
 from aggregator.topics import TopicMatcher
@@ -62,7 +62,7 @@ def parse_and_normalize(
                 title=entry.title, text=entry.text, categories=entry.categories,
                 source_name=filing.source_name, source_topics=filing.source_topics,
                 language=entry.language)
-            entry = replace(entry, dedupe_keys=tuple(article_of(entry).index_keys()),
+            entry = replace(entry, dedupe_keys=tuple(index_keys(entry)),
                             topics=topics)
         entries.append(entry)
     folding.forget()  # nothing of one document is folded for the next

@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AVAILABLE", "DISABLE_ENV", "langid_walk", "minhash", "missing_warning"]
+__all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "langid_walk", "minhash", "missing_warning",
+           "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -32,6 +33,12 @@ langid_walk: Callable[[Any, Any, Any, bytes], tuple[bytes, bytes] | None] | None
     getattr(_compiled, "langid_walk", None))
 #: ``minhash(shingles, seeds)``: see aggregator.dedupe._minhash.
 minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minhash", None)
+#: ``word_shingles(words, cache, cache_limit, mix0, mix1, mix2)``: see
+#: aggregator.dedupe._shingle_hashes.
+word_shingles: Callable[..., bytes] | None = getattr(_compiled, "word_shingles", None)
+#: ``band_keys(signature, bands, rows)``: see aggregator.dedupe.band_keys.
+band_keys: Callable[[tuple[int, ...], int, int], list[str]] | None = (
+    getattr(_compiled, "band_keys", None))
 
 
 def missing_warning() -> str | None:

@@ -174,10 +174,298 @@ done:
     return result;
 }
 
+/*
+ * BLAKE2b as RFC 7693 specifies it (no key, digests of 1 to 64 bytes),
+ * for the dedupe hashes that hashlib.blake2b computes in Python: the
+ * results must be the same bytes, since the keys are stored.
+ */
+static const uint64_t blake2b_iv[8] = {
+    0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull, 0x3c6ef372fe94f82bull,
+    0xa54ff53a5f1d36f1ull, 0x510e527fade682d1ull, 0x9b05688c2b3e6c1full,
+    0x1f83d9abfb41bd6bull, 0x5be0cd19137e2179ull,
+};
+
+/* The message schedule of rounds 0 to 9; rounds 10 and 11 repeat 0 and 1. */
+static const uint8_t blake2b_sigma[10][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+};
+
+static inline uint64_t
+rotr64(uint64_t x, unsigned n)
+{
+    return (x >> n) | (x << (64 - n));
+}
+
+static inline uint64_t
+load64_le(const unsigned char *p)
+{
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--)
+        x = (x << 8) | p[i];
+    return x;
+}
+
+#define B2B_G(a, b, c, d, x, y)          \
+    do {                                 \
+        v[a] = v[a] + v[b] + (x);        \
+        v[d] = rotr64(v[d] ^ v[a], 32);  \
+        v[c] = v[c] + v[d];              \
+        v[b] = rotr64(v[b] ^ v[c], 24);  \
+        v[a] = v[a] + v[b] + (y);        \
+        v[d] = rotr64(v[d] ^ v[a], 16);  \
+        v[c] = v[c] + v[d];              \
+        v[b] = rotr64(v[b] ^ v[c], 63);  \
+    } while (0)
+
+static void
+blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t bytes, int last)
+{
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 16; i++)
+        m[i] = load64_le(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = blake2b_iv[i];
+    }
+    v[12] ^= bytes; /* the byte counter's high word stays 0 below 2^64 bytes */
+    if (last)
+        v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = blake2b_sigma[r % 10];
+        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] ^= v[i] ^ v[i + 8];
+}
+
+/* The BLAKE2b state of a digest of `size` bytes, after hashing `data`. */
+static void
+blake2b_hash(uint64_t h[8], size_t size, const unsigned char *data, size_t length)
+{
+    unsigned char block[128];
+    for (int i = 0; i < 8; i++)
+        h[i] = blake2b_iv[i];
+    h[0] ^= 0x01010000ull ^ (uint64_t)size;
+    uint64_t done = 0;
+    while (length > 128) {
+        done += 128;
+        blake2b_compress(h, data, done, 0);
+        data += 128;
+        length -= 128;
+    }
+    memset(block, 0, sizeof(block));
+    memcpy(block, data, length);
+    blake2b_compress(h, block, done + length, 1);
+}
+
+/* A str as UTF-8 bytes with lone surrogates passed through, as Python's
+ * encode("utf-8", "surrogatepass"): *owner holds a new reference or NULL. */
+static const char *
+utf8_of(PyObject *text, Py_ssize_t *length, PyObject **owner)
+{
+    *owner = NULL;
+    const char *data = PyUnicode_AsUTF8AndSize(text, length);
+    if (data != NULL)
+        return data;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return NULL;
+    PyErr_Clear();
+    *owner = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    if (*owner == NULL)
+        return NULL;
+    *length = PyBytes_GET_SIZE(*owner);
+    return PyBytes_AS_STRING(*owner);
+}
+
+/*
+ * word_shingles(words, cache, cache_limit, mix0, mix1, mix2) -> bytes
+ *
+ * aggregator.dedupe._shingle_hashes: every word's hash (the first 8 bytes
+ * of its BLAKE2b-64 digest, little-endian, as _word_hash), then one hash
+ * per run of three words, as uint64 values in text order. A text of one or
+ * two words is one value. `cache` (a dict) remembers word hashes, as
+ * _word_hash's lru_cache does; it is emptied when it reaches cache_limit.
+ */
+static PyObject *
+word_shingles(PyObject *self, PyObject *args)
+{
+    PyObject *words, *cache;
+    Py_ssize_t limit;
+    unsigned long long mix0, mix1, mix2;
+    if (!PyArg_ParseTuple(args, "O!O!nKKK", &PyTuple_Type, &words, &PyDict_Type, &cache,
+                          &limit, &mix0, &mix1, &mix2))
+        return NULL;
+    const Py_ssize_t n = PyTuple_GET_SIZE(words);
+    if (n == 0)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    uint64_t *hashes = PyMem_Malloc(sizeof(uint64_t) * (size_t)n);
+    if (hashes == NULL)
+        return PyErr_NoMemory();
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyTuple_GET_ITEM(words, i);
+        if (!PyUnicode_Check(word)) {
+            PyErr_SetString(PyExc_TypeError, "word_shingles: words must be str");
+            goto done;
+        }
+        PyObject *known = PyDict_GetItemWithError(cache, word);
+        if (known != NULL) {
+            hashes[i] = PyLong_AsUnsignedLongLong(known);
+            if (hashes[i] == (uint64_t)-1 && PyErr_Occurred())
+                goto done;
+            continue;
+        }
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t length;
+        PyObject *owner;
+        const char *data = utf8_of(word, &length, &owner);
+        if (data == NULL)
+            goto done;
+        uint64_t h[8];
+        blake2b_hash(h, 8, (const unsigned char *)data, (size_t)length);
+        Py_XDECREF(owner);
+        hashes[i] = h[0];
+        if (PyDict_GET_SIZE(cache) >= limit)
+            PyDict_Clear(cache);
+        PyObject *value = PyLong_FromUnsignedLongLong(h[0]);
+        if (value == NULL)
+            goto done;
+        int failed = PyDict_SetItem(cache, word, value);
+        Py_DECREF(value);
+        if (failed)
+            goto done;
+    }
+    if (n < 3) {
+        uint64_t combined = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            combined = combined * mix0 + hashes[i];
+        result = PyBytes_FromStringAndSize((const char *)&combined, sizeof(combined));
+        goto done;
+    }
+    const Py_ssize_t count = n - 2;
+    result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(uint64_t));
+    if (result == NULL)
+        goto done;
+    uint64_t *out = (uint64_t *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint64_t x = hashes[i] * mix0 + hashes[i + 1] * mix1 + hashes[i + 2] * mix2;
+        out[i] = x ^ (x >> 29);
+    }
+
+done:
+    PyMem_Free(hashes);
+    return result;
+}
+
+/*
+ * band_keys(signature, bands, rows) -> list of str
+ *
+ * aggregator.dedupe.band_keys for a signature of bands x rows values:
+ * "bNN" and the hex BLAKE2b-48 digest of the band's values as 64-bit
+ * little-endian words followed by a NUL byte.
+ */
+static PyObject *
+band_keys(PyObject *self, PyObject *args)
+{
+    PyObject *signature;
+    Py_ssize_t bands, rows;
+    if (!PyArg_ParseTuple(args, "O!nn", &PyTuple_Type, &signature, &bands, &rows))
+        return NULL;
+    if (bands < 0 || bands > 99 || rows < 1 || rows > 15
+            || PyTuple_GET_SIZE(signature) != bands * rows) {
+        PyErr_SetString(PyExc_ValueError, "band_keys: the signature does not fit bands x rows");
+        return NULL;
+    }
+    PyObject *keys = PyList_New(bands);
+    if (keys == NULL)
+        return NULL;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char message[8 * 15 + 1];
+    for (Py_ssize_t band = 0; band < bands; band++) {
+        for (Py_ssize_t row = 0; row < rows; row++) {
+            uint64_t value = PyLong_AsUnsignedLongLong(
+                PyTuple_GET_ITEM(signature, band * rows + row));
+            if (value == (uint64_t)-1 && PyErr_Occurred()) {
+                Py_DECREF(keys);
+                return NULL;
+            }
+            for (int byte = 0; byte < 8; byte++)
+                message[8 * row + byte] = (unsigned char)(value >> (8 * byte));
+        }
+        message[8 * rows] = 0;
+        uint64_t h[8];
+        blake2b_hash(h, 6, message, (size_t)(8 * rows + 1));
+        char key[3 + 12];
+        key[0] = 'b';
+        key[1] = (char)('0' + band / 10);
+        key[2] = (char)('0' + band % 10);
+        for (int byte = 0; byte < 6; byte++) {
+            unsigned char octet = (unsigned char)(h[byte / 8] >> (8 * (byte % 8)));
+            key[3 + 2 * byte] = hex[octet >> 4];
+            key[4 + 2 * byte] = hex[octet & 15];
+        }
+        PyObject *text = PyUnicode_FromStringAndSize(key, sizeof(key));
+        if (text == NULL) {
+            Py_DECREF(keys);
+            return NULL;
+        }
+        PyList_SET_ITEM(keys, band, text);
+    }
+    return keys;
+}
+
+/* blake2b_hex(data, size) -> str: hashlib.blake2b(data, digest_size=size).hexdigest(),
+ * for the tests of the hash above. */
+static PyObject *
+blake2b_hex(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "y*n", &data, &size))
+        return NULL;
+    if (size < 1 || size > 64) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "blake2b_hex: size must be 1 to 64");
+        return NULL;
+    }
+    uint64_t h[8];
+    blake2b_hash(h, (size_t)size, (const unsigned char *)data.buf, (size_t)data.len);
+    PyBuffer_Release(&data);
+    static const char hex[] = "0123456789abcdef";
+    char out[128];
+    for (Py_ssize_t byte = 0; byte < size; byte++) {
+        unsigned char octet = (unsigned char)(h[byte / 8] >> (8 * (byte % 8)));
+        out[2 * byte] = hex[octet >> 4];
+        out[2 * byte + 1] = hex[octet & 15];
+    }
+    return PyUnicode_FromStringAndSize(out, 2 * size);
+}
+
 static PyMethodDef methods[] = {
     {"langid_walk", langid_walk, METH_VARARGS,
      "langid_walk(nextmove, rowbase, out_feat, text) -> (indexes, counts) | None"},
     {"minhash", minhash, METH_VARARGS, "minhash(shingles, seeds) -> tuple of int"},
+    {"word_shingles", word_shingles, METH_VARARGS,
+     "word_shingles(words, cache, cache_limit, mix0, mix1, mix2) -> bytes of uint64"},
+    {"band_keys", band_keys, METH_VARARGS, "band_keys(signature, bands, rows) -> list of str"},
+    {"blake2b_hex", blake2b_hex, METH_VARARGS, "blake2b_hex(data, size) -> str"},
     {NULL, NULL, 0, NULL},
 };
 

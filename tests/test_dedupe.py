@@ -22,6 +22,7 @@ from aggregator.dedupe import (
     article_text,
     band_keys,
     choose_canonical,
+    index_keys,
     same_article,
     signature,
     title_key,
@@ -334,3 +335,23 @@ def test_one_title_and_a_third_of_the_text_do_not_make_a_copy():
     decision = same_article(a, b)
     assert 0.1 < decision.jaccard < NEAR_DUPLICATE_JACCARD
     assert not decision.same
+
+
+@settings(max_examples=80, deadline=None)
+@given(texts, st.sampled_from(["T", "Open source marketing", "Gastblog: Open source marketing",
+                               "Über Marken und Kunden heute"]))
+def test_a_worker_s_index_keys_are_the_article_s(chosen: list[str], title: str):
+    # Parser workers file posts through index_keys, the store compares and
+    # re-files through Article: the same keys, or a copy is never found.
+    post = entry(title, chosen)
+    assert index_keys(post) == article_of(post).index_keys()
+
+
+@pytest.mark.parametrize("prefix", ["000", "001", "002", "003", "004"])
+def test_index_keys_of_the_seed_posts(prefix: str):
+    title, paragraphs = seed_post(prefix)
+    post = entry(title, paragraphs)
+    keys = index_keys(post)
+    assert keys == article_of(post).index_keys()
+    assert [kind for _, kind in keys].count("band") == BANDS
+    assert {kind for _, kind in keys} >= {"band", "lead"}

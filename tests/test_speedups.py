@@ -198,3 +198,61 @@ def test_a_fetch_without_the_compiled_module_says_so(tmp_path: Path, disabled: b
     assert "fetch pass: 0 source(s)" in done.stderr
     warned = done.stderr.count("compiled speedups (_aggregator_speedups) are not installed")
     assert warned == (0 if disabled else 1), done.stderr
+
+
+def python_keys(words: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> tuple:
+    with monkeypatch.context() as patch:
+        for name in ("word_shingles", "band_keys", "minhash"):
+            patch.setattr(speedups, name, None)
+        shingles = dedupe._shingle_hashes(words)
+        sig = dedupe._minhash(shingles)
+        return shingles.tolist(), sig, dedupe.band_keys(sig)
+
+
+def compiled_keys(words: tuple[str, ...]) -> tuple:
+    shingles = dedupe._shingle_hashes(words)
+    sig = dedupe._minhash(shingles)
+    return shingles.tolist(), sig, dedupe.band_keys(sig)
+
+
+def test_blake2b_is_hashlibs(compiled: object) -> None:
+    import hashlib
+
+    for length in [*range(0, 300), 1000, 4096]:
+        data = bytes((index * 131 + length) % 256 for index in range(length))
+        for size in (1, 6, 8, 33, 64):
+            assert speedups._compiled.blake2b_hex(data, size) == hashlib.blake2b(
+                data, digest_size=size).hexdigest()
+
+
+def test_shingles_and_band_keys_match_on_the_seed_pages(
+        compiled: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in seed_texts():
+        words = tuple(dedupe.fold(text).split())
+        assert compiled_keys(words) == python_keys(words, monkeypatch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.text(min_size=1, max_size=12), max_size=120))
+def test_shingles_and_band_keys_match_on_any_words(compiled: object, words: list[str]) -> None:
+    # Lone surrogates included: the hash reads them as encode("utf-8", "surrogatepass").
+    with pytest.MonkeyPatch.context() as patch:
+        expected = python_keys(tuple(words), patch)
+    assert compiled_keys(tuple(words)) == expected
+    assert compiled_keys(words) == expected  # a list, as signature() gives
+
+
+def test_the_word_cache_is_bounded(compiled: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dedupe, "_word_hashes", {})
+    words = tuple(f"w{index}" for index in range(40_000))
+    first = compiled_keys(words)
+    assert 0 < len(dedupe._word_hashes) <= dedupe._word_hash.cache_info().maxsize
+    # Whatever the cache held, the hashes are the same.
+    assert compiled_keys(words) == first == python_keys(words, monkeypatch)
+
+
+def test_band_keys_refuse_a_signature_of_the_wrong_shape(compiled: object) -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        speedups.band_keys((1, 2, 3), 20, 4)
+    with pytest.raises(OverflowError):
+        speedups.band_keys((-1,) * 80, 20, 4)
