@@ -63,6 +63,7 @@ from aggregator.parse import (
     _xml_entry,
 )
 from aggregator.types import ParsedFeed
+from aggregator.urls import fast_urljoin
 
 __all__ = ["fast_parse"]
 
@@ -1111,33 +1112,9 @@ class _Replay:
 # --------------------------------------------------------------------------- helpers
 
 
-# An absolute http(s) URL that urllib's urljoin gives back unchanged whatever
-# the (http or https) base: ASCII host, no ";" params, no empty "?" or "#",
-# nothing urlsplit strips or rejects. Most links in posts are of this kind.
-_PLAIN_ABSOLUTE = re.compile(
-    r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[!-\"$-:<->@-~]*)?(?:\?[!-\"$-~]+)?(?:\#[!-~]+)?\Z")
-_PLAIN_BASE = re.compile(r"(https?://[A-Za-z0-9.-]+(?::[0-9]+)?)(?:[/?#][!-~]*)?\Z")
-# A path from the root ("/wp-content/a.jpg") without dot segments, params or
-# an empty query or fragment: urljoin puts it after the base's host as it is.
-_PLAIN_ROOTED = re.compile(r"/(?![/.])(?:[!-\"$-:<->@-~](?!\.\.?(?:[/?#]|\Z)))*"
-                           r"(?:\?[!-\"$-~]+)?(?:\#[!-~]+)?\Z")
-_SLASH_DOT = re.compile(r"/\.\.?(?:[/?#]|\Z)")
-
-
-def _fast_join(base: str, uri: str) -> str | None:
-    """urljoin(base, uri) for the two plain cases, else None."""
-    if _PLAIN_ABSOLUTE.match(uri):
-        return uri if _PLAIN_BASE.match(base) else None
-    if uri[:1] == "/" and _PLAIN_ROOTED.match(uri) and not _SLASH_DOT.search(uri):
-        origin = _PLAIN_BASE.match(base)
-        if origin is not None:
-            return origin.group(1) + uri
-    return None
-
-
 def _join(base: str, uri: str) -> str:
     """feedparser's _urljoin(base, uri), without urllib in the plain cases."""
-    return _fast_join(base, uri) or str(_urljoin(base, uri))
+    return fast_urljoin(base, uri) or str(_urljoin(base, uri))
 
 
 def _leaf_text(element: etree._Element) -> str:

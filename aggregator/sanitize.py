@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from aggregator.urls import fast_urljoin
+
 __all__ = [
     "ALLOWED_ATTRIBUTES",
     "ALLOWED_TAGS",
@@ -269,7 +271,7 @@ def safe_url(
         if base_url:
             base = _safe_base(base_url)
             if base:
-                cleaned = urljoin(base, cleaned)
+                cleaned = fast_urljoin(base, cleaned) or urljoin(base, cleaned)
         parts = urlsplit(cleaned)
         scheme = parts.scheme.lower()
         if scheme in _SAFE_SCHEMES:

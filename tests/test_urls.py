@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 import pytest
+from feedparser.urls import _urljoin as feedparser_urljoin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.urls import canonical_url
+from aggregator.urls import canonical_url, fast_urljoin
 
 KEY = "https://marketingfacts.nl/berichten/open-source-dringt-door"
 
@@ -155,3 +158,55 @@ def test_idempotent_on_tricky_paths(rest: str) -> None:
     key = canonical_url("https://example.nl/" + rest)
     assert key is not None
     assert canonical_url(key) == key
+
+
+# ---------------------------------------------------------------------- fast_urljoin
+
+BASES = ["http://127.0.0.1:8080/b0000/feed/", "https://www.marketingfacts.nl/",
+         "https://example.com/blog/post?x=1#c", "http://h", "https://blogger.com/feeds/1/posts/default",
+         "ftp://example.com/", "http://[::1/", "//example.com/x", "", "https://bücher.de/"]
+
+
+def assert_joins_like_urllib(base: str, uri: str) -> None:
+    fast = fast_urljoin(base, uri)
+    if fast is None:
+        return
+    assert fast == urljoin(base, uri)
+    assert fast == feedparser_urljoin(base, uri)
+
+
+@pytest.mark.parametrize(("base", "uri", "expected"), [
+    ("http://127.0.0.1:1/b0000/feed/", "http://127.0.0.1:1/b0000/2025/04/lego-zoë-schmidt/",
+     "http://127.0.0.1:1/b0000/2025/04/lego-zoë-schmidt/"),
+    ("http://h/feed/", "https://h/ä.html?showComment=54#c-ü", "https://h/ä.html?showComment=54#c-ü"),
+    ("http://h/feeds/posts/default", "tag:blogger.com,1999:blog-1.post-52",
+     "tag:blogger.com,1999:blog-1.post-52"),
+    ("https://h/", "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a",
+     "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"),
+    ("https://h/a/b", "/wp-content/x.jpg", "https://h/wp-content/x.jpg"),
+    # Left to urllib: a relative path, dot segments, params, an empty query,
+    # a scheme followed by "//", a base that is not plain.
+    ("https://h/a/b", "c/d", None),
+    ("https://h/a/b", "/x/../y", None),
+    ("https://h/a/b", "https://h/x;p", None),
+    ("https://h/a/b", "https://h/x?", None),
+    ("https://h/a/b", "tag://x", None),
+    ("https://bücher.de/", "tag:x", None),
+])
+def test_fast_urljoin_plain_cases(base: str, uri: str, expected: str | None) -> None:
+    assert fast_urljoin(base, uri) == expected
+    assert_joins_like_urllib(base, uri)
+
+
+URI_PARTS = st.sampled_from(["http://", "https://", "tag:", "urn:", "TAG:", "tag://", "/", "//",
+                             "", "h", "127.0.0.1:8", "ä", "ß", "/", "?", "#", ";", ".", "..",
+                             "./", "../", "%", "%41", " ", "\t", "\x85", "\u3000", "@", ":",
+                             "[", "]", "x", "0", "-"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(base=st.sampled_from(BASES), parts=st.lists(URI_PARTS, max_size=10),
+       tail=st.text(max_size=6))
+def test_fast_urljoin_is_urllib_s_join_wherever_it_answers(
+        base: str, parts: list[str], tail: str) -> None:
+    assert_joins_like_urllib(base, "".join(parts) + tail)
