@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "langid_walk", "minhash", "missing_warning",
-           "word_shingles"]
+__all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "half_rows", "langid_walk", "minhash",
+           "missing_warning", "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -31,6 +31,8 @@ AVAILABLE: bool = _compiled is not None
 #: ``langid_walk(nextmove, rowbase, out_feat, text)``: see aggregator.language.
 langid_walk: Callable[[Any, Any, Any, bytes], tuple[bytes, bytes] | None] | None = (
     getattr(_compiled, "langid_walk", None))
+#: ``half_rows(matrix, width, halves, indexes)``: see aggregator.language.
+half_rows: Callable[..., bytes] | None = getattr(_compiled, "half_rows", None)
 #: ``minhash(shingles, seeds)``: see aggregator.dedupe._minhash.
 minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minhash", None)
 #: ``word_shingles(words, cache, cache_limit, mix0, mix1, mix2)``: see

@@ -122,6 +122,58 @@ done:
 }
 
 /*
+ * half_rows(matrix, width, halves, indexes) -> bytes
+ *
+ * NumPy's `matrix[indexes].astype(float32)` for a C-contiguous float16
+ * matrix of `width` columns (passed as its uint16 bits): the rows named by
+ * the int64 `indexes`, as float32. Each value goes through `halves`, the
+ * float32 of every float16 bit pattern as NumPy converts it, so the result
+ * is NumPy's bit for bit. py3langid's scoring casts the rows it gathers
+ * this way before its matrix product, one value at a time.
+ */
+static PyObject *
+half_rows(PyObject *self, PyObject *args)
+{
+    Py_buffer matrix, indexes, halves;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*ny*y*", &matrix, &width, &halves, &indexes))
+        return NULL;
+    PyObject *result = NULL;
+    const uint16_t *values = (const uint16_t *)matrix.buf;
+    const Py_ssize_t total = matrix.len / (Py_ssize_t)sizeof(uint16_t);
+    const int64_t *rows = (const int64_t *)indexes.buf;
+    const Py_ssize_t count = indexes.len / (Py_ssize_t)sizeof(int64_t);
+    const float *table = (const float *)halves.buf;
+    if (width < 1 || halves.len != 65536 * (Py_ssize_t)sizeof(float)) {
+        PyErr_SetString(PyExc_ValueError, "half_rows: a width below 1 or not a table of 65536");
+        goto done;
+    }
+    const Py_ssize_t height = total / width;
+    result = PyBytes_FromStringAndSize(NULL, count * width * (Py_ssize_t)sizeof(float));
+    if (result == NULL)
+        goto done;
+    float *out = (float *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const int64_t row = rows[i];
+        if (row < 0 || row >= height) {
+            Py_CLEAR(result);
+            PyErr_SetString(PyExc_IndexError, "half_rows: a row outside the matrix");
+            goto done;
+        }
+        const uint16_t *from = values + row * width;
+        float *to = out + i * width;
+        for (Py_ssize_t j = 0; j < width; j++)
+            to[j] = table[from[j]];
+    }
+
+done:
+    PyBuffer_Release(&matrix);
+    PyBuffer_Release(&indexes);
+    PyBuffer_Release(&halves);
+    return result;
+}
+
+/*
  * minhash(shingles, seeds) -> tuple of int
  *
  * aggregator.dedupe._minhash: for every seed, the least splitmix64
@@ -461,6 +513,7 @@ blake2b_hex(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"langid_walk", langid_walk, METH_VARARGS,
      "langid_walk(nextmove, rowbase, out_feat, text) -> (indexes, counts) | None"},
+    {"half_rows", half_rows, METH_VARARGS, "half_rows(matrix, width, halves, indexes) -> bytes"},
     {"minhash", minhash, METH_VARARGS, "minhash(shingles, seeds) -> tuple of int"},
     {"word_shingles", word_shingles, METH_VARARGS,
      "word_shingles(words, cache, cache_limit, mix0, mix1, mix2) -> bytes of uint64"},

@@ -256,3 +256,36 @@ def test_band_keys_refuse_a_signature_of_the_wrong_shape(compiled: object) -> No
         speedups.band_keys((1, 2, 3), 20, 4)
     with pytest.raises(OverflowError):
         speedups.band_keys((-1,) * 80, 20, 4)
+
+
+def test_half_rows_are_numpy_s_cast_of_the_gathered_rows(compiled: object) -> None:
+    # Every float16 bit pattern (subnormals, infinities, NaNs with payloads).
+    matrix = np.arange(1 << 16, dtype=np.uint16).reshape(-1, 64).view(np.float16)
+    halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    rows = np.array([0, 1023, 5, 5, 512, 31], dtype=np.int64)
+    got = np.frombuffer(speedups.half_rows(matrix.view(np.uint16), 64, halves, rows),
+                        dtype=np.float32).reshape(len(rows), 64)
+    expected = matrix[rows].astype(np.float32)
+    assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+    everything = np.arange(1024, dtype=np.int64)
+    got = np.frombuffer(speedups.half_rows(matrix.view(np.uint16), 64, halves, everything),
+                        dtype=np.float32)
+    assert got.view(np.uint32).tolist() == (
+        matrix.astype(np.float32).ravel().view(np.uint32).tolist())
+
+
+def test_half_rows_refuse_what_does_not_fit(compiled: object) -> None:
+    matrix = np.zeros((4, 3), dtype=np.uint16)
+    halves = np.zeros(1 << 16, dtype=np.float32)
+    with pytest.raises(IndexError, match="outside the matrix"):
+        speedups.half_rows(matrix, 3, halves, np.array([4], dtype=np.int64))
+    with pytest.raises(IndexError, match="outside the matrix"):
+        speedups.half_rows(matrix, 3, halves, np.array([-1], dtype=np.int64))
+    with pytest.raises(ValueError, match="65536"):
+        speedups.half_rows(matrix, 3, halves[:10], np.array([0], dtype=np.int64))
+
+
+def test_the_model_gathers_its_rows_in_compiled_code(
+        compiled: object, identifiers: tuple[object, object]) -> None:
+    assert identifiers[1]._half_rows is not None
+    assert language._model()._half_rows is not None
