@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
+
+from aggregator import speedups
 
 __all__ = ["fold", "fold_rest", "forget", "words_of"]
 
@@ -74,15 +77,23 @@ def fold_rest(text: str, head: str) -> str:
     return fold(text)[len(fold(head)):]
 
 
+def _python_words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text))
+
+
+#: The same runs of letters and digits, found in compiled code when it was built.
+_find_words: Callable[[str], tuple[str, ...]] = speedups.word_runs or _python_words
+
+
 def words_of(folded: str) -> tuple[str, ...]:
     """The words of *folded* (a text :func:`fold` returned), in order."""
     global _recent_words_chars
     if len(folded) < _REMEMBERED_LENGTH:
-        return tuple(_WORD.findall(folded))
+        return _find_words(folded)
     found = _recent_words.get(folded)
     if found is not None:
         return found
-    found = tuple(_WORD.findall(folded))
+    found = _find_words(folded)
     with _recent_lock:
         # Oldest first out; the count is of the keys' characters.
         while _recent_words and _recent_words_chars + len(folded) > _REMEMBERED_WORD_CHARS:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "half_rows", "langid_walk", "minhash",
-           "missing_warning", "word_shingles"]
+           "missing_warning", "strip_controls", "word_runs", "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -38,6 +38,10 @@ minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minh
 #: ``word_shingles(words, cache, cache_limit, mix0, mix1, mix2)``: see
 #: aggregator.dedupe._shingle_hashes.
 word_shingles: Callable[..., bytes] | None = getattr(_compiled, "word_shingles", None)
+#: ``strip_controls(text)``: see aggregator.sanitize.strip_control_chars.
+strip_controls: Callable[[str], str] | None = getattr(_compiled, "strip_controls", None)
+#: ``word_runs(text)``: see aggregator.folding.words_of.
+word_runs: Callable[[str], tuple[str, ...]] | None = getattr(_compiled, "word_runs", None)
 #: ``band_keys(signature, bands, rows)``: see aggregator.dedupe.band_keys.
 band_keys: Callable[[tuple[int, ...], int, int], list[str]] | None = (
     getattr(_compiled, "band_keys", None))
@@ -48,5 +52,5 @@ def missing_warning() -> str | None:
     if AVAILABLE or _DISABLED:
         return None
     return ("the compiled speedups (_aggregator_speedups) are not installed, so parsing "
-            "runs slower (language detection about twice as long): install again where a "
+            "runs slower (language detection about four times as long): install again where a "
             "C compiler and the Python headers are (Debian: apt-get install gcc python3-dev)")

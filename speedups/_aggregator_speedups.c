@@ -174,6 +174,105 @@ done:
 }
 
 /*
+ * word_runs(text) -> tuple of str
+ *
+ * tuple(re.findall(r"[^\W_]+", text)) (aggregator.folding.words_of): the
+ * maximal runs of characters that are letters or digits, which is what
+ * that class means to Python's re on str (its \w is str.isalnum() or "_").
+ */
+static unsigned char ascii_alnum[128];
+
+static PyObject *
+word_runs(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "word_runs: text must be str");
+        return NULL;
+    }
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *words = PyList_New(0);
+    if (words == NULL)
+        return NULL;
+    Py_ssize_t i = 0;
+    while (i < length) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < 128 ? !ascii_alnum[ch] : !Py_UNICODE_ISALNUM(ch)) {
+            i++;
+            continue;
+        }
+        const Py_ssize_t start = i;
+        for (i++; i < length; i++) {
+            ch = PyUnicode_READ(kind, data, i);
+            if (ch < 128 ? !ascii_alnum[ch] : !Py_UNICODE_ISALNUM(ch))
+                break;
+        }
+        PyObject *word = PyUnicode_Substring(text, start, i);
+        if (word == NULL || PyList_Append(words, word) < 0) {
+            Py_XDECREF(word);
+            Py_DECREF(words);
+            return NULL;
+        }
+        Py_DECREF(word);
+    }
+    PyObject *result = PyList_AsTuple(words);
+    Py_DECREF(words);
+    return result;
+}
+
+/*
+ * strip_controls(text) -> str
+ *
+ * aggregator.sanitize.strip_control_chars: `text` without the characters
+ * XML 1.0 forbids, C1 controls and lone surrogates (U+0000-0008, 000B,
+ * 000C, 000E-001F, 007F-009F, D800-DFFF, FFFE, FFFF). `text` itself when
+ * it has none, which is nearly always.
+ */
+static unsigned char latin1_control[256];
+
+static inline int
+is_control(Py_UCS4 ch)
+{
+    if (ch < 256)
+        return latin1_control[ch];
+    return (ch >= 0xD800 && ch <= 0xDFFF) || ch == 0xFFFE || ch == 0xFFFF;
+}
+
+static PyObject *
+strip_controls(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "strip_controls: text must be str");
+        return NULL;
+    }
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t first = 0;
+    while (first < length && !is_control(PyUnicode_READ(kind, data, first)))
+        first++;
+    if (first == length)
+        return Py_NewRef(text);
+    char *kept = PyMem_Malloc((size_t)length * (size_t)kind);
+    if (kept == NULL)
+        return PyErr_NoMemory();
+    memcpy(kept, data, (size_t)first * (size_t)kind);
+    Py_ssize_t count = first;
+    for (Py_ssize_t i = first + 1; i < length; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (!is_control(ch)) {
+            PyUnicode_WRITE(kind, kept, count, ch);
+            count++;
+        }
+    }
+    /* Narrowed to the smallest kind that holds what is left, as every str must be. */
+    PyObject *result = PyUnicode_FromKindAndData(kind, kept, count);
+    PyMem_Free(kept);
+    return result;
+}
+
+/*
  * minhash(shingles, seeds) -> tuple of int
  *
  * aggregator.dedupe._minhash: for every seed, the least splitmix64
@@ -515,6 +614,8 @@ static PyMethodDef methods[] = {
      "langid_walk(nextmove, rowbase, out_feat, text) -> (indexes, counts) | None"},
     {"half_rows", half_rows, METH_VARARGS, "half_rows(matrix, width, halves, indexes) -> bytes"},
     {"minhash", minhash, METH_VARARGS, "minhash(shingles, seeds) -> tuple of int"},
+    {"word_runs", word_runs, METH_O, "word_runs(text) -> tuple of str"},
+    {"strip_controls", strip_controls, METH_O, "strip_controls(text) -> str"},
     {"word_shingles", word_shingles, METH_VARARGS,
      "word_shingles(words, cache, cache_limit, mix0, mix1, mix2) -> bytes of uint64"},
     {"band_keys", band_keys, METH_VARARGS, "band_keys(signature, bands, rows) -> list of str"},
@@ -530,5 +631,11 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__aggregator_speedups(void)
 {
+    for (int ch = 0; ch < 128; ch++)
+        ascii_alnum[ch] = (unsigned char)Py_UNICODE_ISALNUM((Py_UCS4)ch);
+    for (int ch = 0; ch < 256; ch++)
+        latin1_control[ch] = (unsigned char)((ch <= 0x08) || ch == 0x0B || ch == 0x0C
+                                             || (ch >= 0x0E && ch <= 0x1F)
+                                             || (ch >= 0x7F && ch <= 0x9F));
     return PyModule_Create(&module);
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator import dedupe, language, speedups
+from aggregator import dedupe, folding, language, speedups
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
 ALLOW_MISSING = os.environ.get("AGGREGATOR_ALLOW_NO_SPEEDUPS", "") not in ("", "0")
@@ -289,3 +290,63 @@ def test_the_model_gathers_its_rows_in_compiled_code(
         compiled: object, identifiers: tuple[object, object]) -> None:
     assert identifiers[1]._half_rows is not None
     assert language._model()._half_rows is not None
+
+
+WORD = re.compile(r"[^\W_]+")
+
+
+def test_word_runs_are_the_regex_s_on_every_code_point(compiled: object) -> None:
+    every = "".join(chr(code) for code in range(0x110000))  # lone surrogates too
+    for start in range(0, len(every), 4096):
+        chunk = every[start:start + 4096]
+        assert speedups.word_runs(chunk) == tuple(WORD.findall(chunk))
+    # Each character alone: a word of itself exactly when the regex says so.
+    for code in range(0, 0x110000, 7):
+        char = chr(code)
+        assert speedups.word_runs(char) == tuple(WORD.findall(char))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300))
+def test_word_runs_are_the_regex_s_on_any_text(compiled: object, text: str) -> None:
+    assert speedups.word_runs(text) == tuple(WORD.findall(text))
+
+
+def test_folding_finds_words_in_compiled_code(compiled: object) -> None:
+    assert folding._find_words is speedups.word_runs
+    for text in seed_texts():
+        folded = folding.fold(text)
+        assert folding.words_of(folded) == folding._python_words(folded)
+
+
+def test_strip_controls_is_the_regex_s_on_every_code_point(compiled: object) -> None:
+    from aggregator.sanitize import _python_strip_control_chars
+
+    every = "".join(chr(code) for code in range(0x110000))
+    for start in range(0, len(every), 4096):
+        chunk = every[start:start + 4096]
+        assert speedups.strip_controls(chunk) == _python_strip_control_chars(chunk)
+    for code in range(0x110000):
+        char = chr(code)
+        assert speedups.strip_controls(char) == _python_strip_control_chars(char), hex(code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_strip_controls_is_the_regex_s_on_any_text(compiled: object, text: str) -> None:
+    from aggregator.sanitize import _python_strip_control_chars
+
+    assert speedups.strip_controls(text) == _python_strip_control_chars(text)
+
+
+def test_strip_controls_gives_canonical_strings(compiled: object) -> None:
+    # What is left of a wide string may fit a narrower one; a str of the
+    # wrong width would compare unequal to its twin.
+    for text, left in [("abc\ud800", "abc"), ("déf\udfff", "déf"),
+                       ("\x00x\U0001f600\ufffe", "x\U0001f600"), ("\u20ac\x85", "\u20ac")]:
+        stripped = speedups.strip_controls(text)
+        assert stripped == left
+        assert sys.getsizeof(stripped) == sys.getsizeof(left)
+        assert hash(stripped) == hash(left)
+    unchanged = "nothing to strip here, ümlaut and €"
+    assert speedups.strip_controls(unchanged) is unchanged
