@@ -257,8 +257,12 @@ def _short_hash(*parts: str | bytes, size: int = 6) -> str:
     return digest.hexdigest()
 
 
-# The common words of a language recur; 16,384 of them are about 3 MB.
-@lru_cache(maxsize=1 << 14)
+#: Word hashes remembered: the common words of a language recur; 16,384 of
+#: them are about 3 MB.
+_WORD_HASHES_KEPT = 1 << 14
+
+
+@lru_cache(maxsize=_WORD_HASHES_KEPT)
 def _word_hash(word: str) -> int:
     # Stable across processes (unlike hash()): signatures live in the database.
     return int.from_bytes(
@@ -267,20 +271,26 @@ def _word_hash(word: str) -> int:
 
 
 #: _word_hash's values for the compiled word_shingles, which empties it at
-#: _word_hash's cache size.
+#: _WORD_HASHES_KEPT.
 _word_hashes: dict[str, int] = {}
+
+
+@lru_cache(maxsize=1)
+def _mixers() -> tuple[int, ...]:
+    """The shingle mixers as Python ints, for the compiled word_shingles."""
+    return tuple(int(value) for value in _constants()[2])
 
 
 def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
     """64-bit hashes of the word 3-shingles, in text order."""
     import numpy as np
 
-    mix = _constants()[2]
     if speedups.word_shingles is not None:
         # The same hashes and sums, without a Python call per word.
         return np.frombuffer(speedups.word_shingles(
             words if isinstance(words, tuple) else tuple(words), _word_hashes,
-            _word_hash.cache_info().maxsize, *map(int, mix)), dtype=np.uint64)
+            _WORD_HASHES_KEPT, *_mixers()), dtype=np.uint64)
+    mix = _constants()[2]
     if not words:
         return np.zeros(0, dtype=np.uint64)
     hashes = np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
