@@ -236,13 +236,15 @@ def _mapped_identifier(directory: Path) -> LanguageIdentifier:
 
 
 class _CompiledWalkIdentifier(LanguageIdentifier):
-    """py3langid's identifier, walking its byte automaton in compiled code.
+    """py3langid's identifier, walking its byte automaton and gathering its rows in compiled code.
 
     The walk is py3langid's visit_counts, one table lookup per byte, which
     in Python costs more than the rest of the classification together. The
-    compiled walk hands back the same features in the same order, so the
-    scoring (py3langid's _sparse_score, kept in NumPy) sums the same numbers
-    in the same order, and every answer stays bit for bit the same.
+    compiled walk hands back the same features in the same order, and the
+    rows of the float16 table they name come back as the float32 values
+    NumPy would cast them to; the product and sum (py3langid's
+    _sparse_score, kept in NumPy) then add the same numbers in the same
+    order, and every answer stays bit for bit the same.
     """
 
     __slots__ = ("_half_rows", "_no_features", "_walk", "_walk_tables")
@@ -264,7 +266,8 @@ class _CompiledWalkIdentifier(LanguageIdentifier):
 
 
 def _with_compiled_walk(identifier: LanguageIdentifier) -> LanguageIdentifier:
-    """*identifier* as a _CompiledWalkIdentifier, when the compiled walk was built."""
+    """*identifier* as a _CompiledWalkIdentifier, when the compiled walk was built
+    (gathering the rows too when half_rows was built and the table is float16)."""
     walk = speedups.langid_walk
     if walk is None:
         return identifier
