@@ -160,8 +160,18 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
+def _schedstat(path: str) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process
+    or thread, from the scheduler's own counters (``/proc/…/schedstat``)."""
+    with open(path, encoding="ascii") as handle:
+        on_cpu, waiting = handle.read().split()[:2]
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
 class TreeSampler(threading.Thread):
-    """Samples a process tree every ``interval`` s: peak summed RSS, and CPU per pid."""
+    """Samples a process tree every ``interval`` s: peak summed RSS, CPU per
+    pid, and how long the root's threads and the other processes ran and
+    waited for a CPU."""
 
     def __init__(self, root: int, interval: float = 0.05) -> None:
         super().__init__(daemon=True)
@@ -173,6 +183,10 @@ class TreeSampler(threading.Thread):
         self.peak_processes = 0
         self.peak_pss = 0
         self.cpu_ticks: dict[int, int] = {}
+        #: The root process's threads: tid → (on a CPU, waiting for one), seconds.
+        self.root_threads: dict[int, tuple[float, float]] = {}
+        #: The other processes: pid → (on a CPU, waiting for one), seconds.
+        self.others: dict[int, tuple[float, float]] = {}
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -186,12 +200,26 @@ class TreeSampler(threading.Thread):
                     pss += _pss_bytes(pid)
                     self.peak_process_rss = max(self.peak_process_rss, rss)
                     self.cpu_ticks[pid] = _cpu_ticks(pid)
+                    if pid != self.root:
+                        self.others[pid] = _schedstat(f"/proc/{pid}/schedstat")
                 except (OSError, ValueError, IndexError):
                     continue  # it ended between listing and reading
+            self._sample_threads()
             self.peak_rss = max(self.peak_rss, total)
             self.peak_pss = max(self.peak_pss, pss)
             self.peak_processes = max(self.peak_processes, len(pids))
             self._done.wait(self.interval)
+
+    def _sample_threads(self) -> None:
+        try:
+            tids = os.listdir(f"/proc/{self.root}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                self.root_threads[int(tid)] = _schedstat(f"/proc/{self.root}/task/{tid}/schedstat")
+            except (OSError, ValueError):
+                continue
 
     def stop(self) -> None:
         self._done.set()
@@ -226,6 +254,10 @@ class Measurement:
     #: The fetch pass alone, timed inside the process (what a daemon's tick
     #: costs): no interpreter start, imports or database opening.
     pass_seconds: float | None = None
+    #: (seconds on a CPU, seconds waiting for one) of the root process's busiest
+    #: threads, and of the other processes (parser workers), busiest first.
+    root_threads: list[tuple[float, float]] = field(default_factory=list)
+    other_processes: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def cpu_used(self) -> float:
@@ -297,6 +329,8 @@ def measure(name: str, command: Sequence[str], *, server: Server | None = None,
     result.peak_pss = sampler.peak_pss
     result.peak_process_rss = sampler.peak_process_rss
     result.processes = sampler.peak_processes
+    result.root_threads = sorted(sampler.root_threads.values(), reverse=True)
+    result.other_processes = sorted(sampler.others.values(), reverse=True)
     result.returncode = process.returncode
     result.stdout, result.stderr = stdout, stderr
     if server is not None:
@@ -542,6 +576,8 @@ def print_ratios(results: dict[str, Measurement]) -> bool:
     if agg_cold and agg_cold.peak_pss:
         extra.append(f"aggregator cold peak PSS (tree sum, shared pages counted once): "
                      f"{agg_cold.peak_pss / MB:.0f} MB")
+    if agg_cold and agg_cold.root_threads:
+        extra.append("aggregator cold, seconds on a CPU + waiting for one: " + scheduling(agg_cold))
     if agg_cold:
         checks.append(("aggregator cold peak RSS, MB (tree sum)",
                        agg_cold.peak_rss / MB, "<=", 300.0))
@@ -555,6 +591,18 @@ def print_ratios(results: dict[str, Measurement]) -> bool:
     for line in extra:  # context, not targets: what a daemon's tick costs
         print(f"  {line}")
     return ok
+
+
+def scheduling(run: Measurement) -> str:
+    """The busiest threads of a run's main process and its other processes,
+    as on-CPU + waiting seconds: in the aggregator the busiest thread is the
+    store's writer, which every document passes through one at a time, so
+    its sum is the shortest the pass could be with the CPU the rest leaves it."""
+    def pairs(values: Sequence[tuple[float, float]]) -> str:
+        return ", ".join(f"{on:.1f} + {waiting:.1f}" for on, waiting in values) or "none"
+    busy = [pair for pair in run.root_threads if pair[0] >= 0.5]
+    return (f"main process threads {pairs(busy)}; "
+            f"other processes {pairs(run.other_processes)}")
 
 
 # --------------------------------------------------------------------------- main
