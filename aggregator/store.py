@@ -52,6 +52,7 @@ from aggregator.tables import (
     MetaRow,
     SourceRow,
     driver_slot,
+    insert_rows,
 )
 from aggregator.topic_index import EntryTopicRow
 from aggregator.types import (
@@ -741,8 +742,7 @@ class Store:
         writes.flush(session)
         if follow_comments and site_comments_url:
             writes.comment_feeds.setdefault(site_comments_url, (None, None))
-        if writes.appearances:
-            session.execute(_INSERT_APPEARANCES, writes.appearances)
+        insert_rows(session, _APPEARANCE, writes.appearances)
         topic_index.replace_topics(session, writes.filed, new=True)
         self._upsert_comment_feeds(session, row.id, writes.comment_feeds, now)  # type: ignore[arg-type]
         row.body_hash = body_hash
@@ -1029,15 +1029,14 @@ class Store:
                 "content_hash": entry.content_hash, "first_seen": now,
             })
             report.new_comments += 1
-        if new_comments:  # one multi-row insert; ids come back in row order
-            ids = list(session.execute(_INSERT_ENTRIES, new_comments).scalars())
+        if new_comments:  # one insert of many rows; ids come back in row order
+            ids = _insert_entries(session, new_comments)
             for comment_id, values, appearance in zip(ids, new_comments, appearances,
                                                       strict=True):
                 appearance["entry_id"] = comment_id
                 if values["in_reply_to_ref"]:
                     replies.append((comment_id, values["post_id"], values["in_reply_to_ref"]))
-        if appearances:
-            session.execute(_INSERT_APPEARANCES, appearances)
+        insert_rows(session, _APPEARANCE, appearances)
         self._resolve_parents(session, source.id, replies)  # type: ignore[arg-type]
         session.execute(_COMMENT_FEED_READ, {
             "feed": feed_state.id, "etag": fetch.validators.etag,
@@ -1875,8 +1874,8 @@ def _apply_entry(
 class _DocumentWrites:
     """What storing one post feed document writes in bulk when it is done.
 
-    New posts: one multi-row INSERT … RETURNING for the entries, one for
-    their dedupe keys. A post that may be a copy of one still pending (it
+    New posts: one insert of many rows for the entries (_insert_entries),
+    one for their dedupe keys. A post that may be a copy of one still pending (it
     shares a dedupe key, canonical URL or fingerprint with it) flushes them
     first, so the duplicate lookup always sees every earlier post. Then the
     appearances, topic rows and comment feeds of every post of the document.
@@ -1932,8 +1931,7 @@ class _DocumentWrites:
         if not self._pending:
             return
         pending, self._pending, self._marks = self._pending, [], set()
-        ids = list(session.execute(_INSERT_ENTRIES, [values for _, values, _, _ in pending])
-                   .scalars())
+        ids = _insert_entries(session, [values for _, values, _, _ in pending])
         keys = []
         for entry_id, (entry, values, topics, appearance) in zip(ids, pending, strict=True):
             keys.extend((entry_id, key, kind)
@@ -1945,12 +1943,25 @@ class _DocumentWrites:
             dedupe_index.insert_keys(session, keys)
 
 
-#: New entries, many rows in one statement, on the table with the values
-#: bound per call (an ORM insert with .values() is compiled again for each
-#: row); the ids come back in the order of the rows given.
+def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new entry rows (every column but ``id``); their ids, in row order."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return list(session.execute(_INSERT_ENTRIES, rows).scalars())
+    # SQLAlchemy would insert one row per statement here, since SQLite does
+    # not promise RETURNING's order. SQLite gives a row without an id the
+    # largest id in the table plus one, and this transaction is the only
+    # writer: the new ids are the last one and those just below it.
+    insert_rows(session, _ENTRY, rows)
+    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+#: New entries on PostgreSQL, many rows in one statement, on the table with
+#: the values bound per call (an ORM insert with .values() is compiled again
+#: for each row); the ids come back in the order of the rows given.
 _INSERT_ENTRIES = insert(_ENTRY).returning(_ENTRY.c.id, sort_by_parameter_order=True)
-#: Many appearances, or comment feeds, in one statement (built once, like the above).
-_INSERT_APPEARANCES = insert(_APPEARANCE)
+#: Many comment feeds in one statement (built once, like the above).
 _INSERT_COMMENT_FEEDS = insert(_COMMENT_FEED)
 
 # The two statements every comment feed runs, built once: building them per

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Index, delete, insert, text
+from sqlalchemy import Connection, Index, delete, text
 from sqlmodel import Field, Session, SQLModel, col
 
-from aggregator.tables import EntryRow
+from aggregator.tables import EntryRow, insert_rows
 
 __all__ = ["EntryTopicRow", "backfill", "forget_entries", "replace_topics"]
 
@@ -43,10 +43,6 @@ class EntryTopicRow(SQLModel, table=True):
 Index("ix_entry_topic_newest", EntryTopicRow.topic, col(EntryTopicRow.published).desc(),
       col(EntryTopicRow.entry_id).desc())
 
-#: Many rows in one statement, on the table: the ORM's bulk insert costs several
-#: times the statement, and building it per call costs about as much again.
-_INSERT_ROWS = insert(EntryTopicRow.__table__)  # type: ignore[arg-type]
-
 
 def replace_topics(
     session: Session, items: Sequence[tuple[int, datetime, Sequence[str]]], *,
@@ -68,8 +64,7 @@ def replace_topics(
         for entry_id, published, topics in items
         for topic in dict.fromkeys(topics)
     ]
-    if rows:
-        session.execute(_INSERT_ROWS, rows)
+    insert_rows(session, EntryTopicRow.__table__, rows)  # type: ignore[attr-defined]
 
 
 def forget_entries(session: Session, entry_ids: Iterable[int]) -> None:

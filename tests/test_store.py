@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -511,3 +511,88 @@ def test_sqlite_connections_get_the_larger_cache_and_in_memory_temp_files(tmp_pa
             assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         store.close()
+
+
+def test_rows_written_through_the_driver_are_the_rows_sqlalchemy_writes(tmp_path) -> None:
+    # SQLite stores new entries, appearances and topic rows through the
+    # driver (tables.insert_rows); every column must hold what SQLAlchemy's
+    # own insert stores, down to the text of a time.
+    import sqlite3
+
+    from sqlalchemy import insert
+
+    from aggregator import store as store_module
+    from aggregator.tables import AppearanceRow, insert_rows
+    from aggregator.topic_index import EntryTopicRow
+
+    store = Store(f"sqlite:///{tmp_path / 'driver.db'}")
+    store.sync_sources([SourceConfig(name="a", url="https://a.example/feed/")], NOW)
+    state = claim(store, "a")
+    plus_two = timezone(timedelta(hours=2))
+    entries = [
+        replace(normalized(parsed("g1", "https://a.example/1", body=distinct_body(1))),
+                published=datetime(2026, 3, 1, 9, 5, 7, 123456, tzinfo=plus_two)),
+        replace(normalized(parsed("g2", None, body=distinct_body(2))),
+                published=datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), author=None),
+    ]
+    rows = []
+    for number, entry in enumerate(entries):
+        values = store_module._new_entry_values(entry, ("topic",), NOW)
+        values.update(kind="post", source_id=state.id, first_seen=NOW, uid=f"{number:032x}",
+                      pruned=bool(number))
+        rows.append(values)
+    with Session(store.engine) as session:
+        driver_ids = store_module._insert_entries(session, [dict(row) for row in rows])
+        core_ids = list(session.execute(store_module._INSERT_ENTRIES, [
+            {**row, "uid": "f" + row["uid"][1:]} for row in rows]).scalars())
+        appearance = {"source_id": state.id, "kind": "post", "identity_key": "guid:g1",
+                      "original_id": "g1", "feed_url": state.fetch_url, "link": None,
+                      "published": entries[0].published, "content_hash": "c",
+                      "first_seen": NOW}
+        insert_rows(session, AppearanceRow.__table__, [
+            {**appearance, "entry_id": driver_ids[0], "key_hash": "driver"}])
+        session.execute(insert(AppearanceRow.__table__), [
+            {**appearance, "entry_id": core_ids[0], "key_hash": "core"}])
+        insert_rows(session, EntryTopicRow.__table__, [
+            {"entry_id": driver_ids[1], "topic": "t", "published": entries[1].published}])
+        session.execute(insert(EntryTopicRow.__table__), [
+            {"entry_id": core_ids[1], "topic": "t", "published": entries[1].published}])
+        session.commit()
+    store.close()
+    connection = sqlite3.connect(tmp_path / "driver.db")
+    try:
+        def stored(table: str, where: str, value: object) -> dict[str, tuple[object, str]]:
+            columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+            picked = ", ".join(f'"{name}", typeof("{name}")' for name in columns)
+            found = connection.execute(f"SELECT {picked} FROM {table} WHERE {where} = ?",
+                                       (value,)).fetchone()
+            return {name: (found[2 * i], found[2 * i + 1]) for i, name in enumerate(columns)}
+
+        for number, (driver_id, core_id) in enumerate(zip(driver_ids, core_ids, strict=True)):
+            by_driver = stored("entry", "uid", f"{number:032x}")
+            by_core = stored("entry", "uid", "f" + f"{number:032x}"[1:])
+            assert by_driver.pop("id")[0] == driver_id  # the ids returned are the rows'
+            assert by_core.pop("id")[0] == core_id
+            assert by_driver.pop("uid") != by_core.pop("uid")
+            assert by_driver == by_core
+        assert stored("entry", "uid", f"{0:032x}")["published"] == (
+            "2026-03-01 07:05:07.123456", "text")
+        by_driver = stored("appearance", "key_hash", "driver")
+        by_core = stored("appearance", "key_hash", "core")
+        for row in (by_driver, by_core):
+            row.pop("id"), row.pop("entry_id"), row.pop("key_hash")
+        assert by_driver == by_core
+        topic_rows = {entry_id: (published, kind) for entry_id, published, kind in
+                      connection.execute('SELECT entry_id, published, typeof(published) '
+                                         'FROM entry_topic WHERE topic = ?', ("t",))}
+        assert topic_rows[driver_ids[1]] == topic_rows[core_ids[1]] == (
+            "0999-01-02 03:04:05.000000", "text")
+    finally:
+        connection.close()
+
+
+def test_a_stored_time_must_be_aware() -> None:
+    from aggregator.tables import sqlite_time
+
+    with pytest.raises(ValueError, match="aware"):
+        sqlite_time(datetime(2026, 1, 1))
