@@ -194,7 +194,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     connection = session.connection()
     if connection.dialect.name != "sqlite":
-        session.execute(insert(table), rows)
+        session.execute(_core_insert(table), rows)
         return
     statement, columns, times = _driver_insert(table)
     connection.exec_driver_sql(statement, [
@@ -211,6 +211,13 @@ def sqlite_time(moment: datetime | None) -> str | None:
     at = moment.astimezone(UTC)
     return (f"{at.year:04d}-{at.month:02d}-{at.day:02d} "
             f"{at.hour:02d}:{at.minute:02d}:{at.second:02d}.{at.microsecond:06d}")
+
+
+@cache
+def _core_insert(table: Table) -> Any:
+    # Built once per table: building the statement for every call cost about
+    # as much again as running it.
+    return insert(table)
 
 
 @cache
