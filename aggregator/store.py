@@ -1875,9 +1875,10 @@ class _DocumentWrites:
     """What storing one post feed document writes in bulk when it is done.
 
     New posts: one insert of many rows for the entries (_insert_entries),
-    one for their dedupe keys. A post that may be a copy of one still pending (it
-    shares a dedupe key, canonical URL or fingerprint with it) flushes them
-    first, so the duplicate lookup always sees every earlier post. Then the
+    one for their dedupe keys. A post that may be a copy of one still
+    pending (it shares a dedupe key, canonical URL or fingerprint with it)
+    flushes them first, so the duplicate lookup always sees every earlier
+    post. Then the
     appearances, topic rows and comment feeds of every post of the document.
     """
 

@@ -1,4 +1,4 @@
-"""The database schema (SQLModel tables).
+"""The database schema (SQLModel tables), and how hot paths write rows.
 
 Rows never leave the storage layer: aggregator.store maps them to the
 project's own types. Datetimes are aware UTC; SQLModel's UTCDateTime stores
@@ -186,9 +186,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     """Insert *rows* (every column but an autoincrement ``id``) into *table*.
 
     SQLite: one ``executemany`` through the driver, each time converted as
-    SQLAlchemy would. Its insert handles every row's parameters in Python, and
-    a cold pass's writer spent about a tenth of its time there. Elsewhere, a
-    Core insert.
+    SQLAlchemy would. SQLAlchemy's insert handles every row's parameters in
+    Python: the store's writer took about 7 % less time in a cold pass
+    without it. Elsewhere, a Core insert.
     """
     if not rows:
         return
