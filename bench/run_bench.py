@@ -348,7 +348,13 @@ def measure(name: str, command: Sequence[str], *, server: Server | None = None,
 
 
 def ensure_corpus(corpus: Path, feeds: int, posts: int, seed: int,
-                  markup: str = "real", comment_feeds: str = "commented") -> dict[str, Any]:
+                  markup: str = "real", comment_feeds: str = "commented", *,
+                  replace: bool = True) -> dict[str, Any]:
+    """The corpus in *corpus*, generated first unless it is there with these arguments.
+
+    One made with other arguments is generated again when *replace*; a
+    directory the user named (``--corpus``) is not: the run stops and says so.
+    """
     sys.path.insert(0, str(BENCH))
     import perf_corpus
 
@@ -358,8 +364,15 @@ def ensure_corpus(corpus: Path, feeds: int, posts: int, seed: int,
               "version": perf_corpus.CORPUS_VERSION}
     if manifest_file.exists():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        if manifest.get("corpus", {}).get("arguments") == wanted:
+        found = manifest.get("corpus", {}).get("arguments") or {}
+        if found == wanted:
             return manifest
+        if not replace:
+            differ = ", ".join(f"{name} {found.get(name)!r} (asked: {value!r})"
+                               for name, value in wanted.items() if found.get(name) != value)
+            raise SystemExit(f"bench: {corpus} holds a corpus made with other arguments: "
+                             f"{differ}. Give those arguments, another --corpus, or "
+                             f"remove {corpus} to have it generated again.")
         shutil.rmtree(corpus)
     print(f"generating the corpus in {corpus} …", flush=True)
     stats = perf_corpus.generate(corpus, feeds=feeds, posts=posts, seed=seed, markup=markup,
@@ -646,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("-light" if args.markup == "light" else "")
         + ("-every" if args.comment_feeds == "every" else ""))
     manifest = ensure_corpus(corpus, args.feeds, args.posts, args.seed, args.markup,
-                             args.comment_feeds)
+                             args.comment_feeds, replace=args.corpus is None)
     stats = manifest["corpus"]["stats"]
     work = args.work or Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
     work.mkdir(parents=True, exist_ok=True)

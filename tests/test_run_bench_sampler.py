@@ -8,6 +8,7 @@ on a real subprocess whose threads do known amounts of work, not the figures.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
-pytestmark = pytest.mark.skipif(
+needs_schedstat = pytest.mark.skipif(
     not Path("/proc/self/schedstat").exists(),
     reason="the sampler reads Linux's /proc/PID/schedstat, which this kernel lacks",
 )
@@ -32,6 +33,7 @@ def _run_bench() -> ModuleType:
     return module
 
 
+@needs_schedstat
 def test_schedstat_reads_time_on_a_cpu_and_time_waiting():
     run_bench = _run_bench()
     on_cpu, waiting = run_bench._schedstat("/proc/self/schedstat")
@@ -39,6 +41,7 @@ def test_schedstat_reads_time_on_a_cpu_and_time_waiting():
     assert waiting >= 0.0
 
 
+@needs_schedstat
 def test_measure_reports_the_busiest_thread_and_the_child_processes():
     run_bench = _run_bench()
     # A main process with one thread that spins for about 0.8 s while the
@@ -77,3 +80,19 @@ def test_measure_reports_the_busiest_thread_and_the_child_processes():
     assert line.startswith("main process threads ")
     assert "; other processes " in line
     assert f"{busiest_on_cpu:.1f} + " in line
+
+
+def test_a_named_corpus_made_with_other_arguments_is_kept_and_the_run_stops(tmp_path):
+    run_bench = _run_bench()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    arguments = {"feeds": 1000, "posts": 25000, "seed": 1, "comment_share": 0.1,
+                 "markup": "real", "comment_feeds": "commented", "version": 5}
+    manifest = corpus / "manifest.json"
+    manifest.write_text(json.dumps({"corpus": {"arguments": arguments}}), encoding="utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        run_bench.ensure_corpus(corpus, 100, 2500, 1, replace=False)
+    message = str(stopped.value)
+    assert "feeds 1000 (asked: 100)" in message and "posts 25000 (asked: 2500)" in message
+    assert "seed" not in message  # only what differs is named
+    assert json.loads(manifest.read_text(encoding="utf-8"))["corpus"]["arguments"] == arguments
