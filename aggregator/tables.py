@@ -229,8 +229,7 @@ def _driver_insert(table: Table) -> tuple[str, tuple[str, ...], frozenset[str]]:
     something SQLAlchemy would not.
     """
     columns = [column for column in table.columns
-               if not (column.primary_key and column.autoincrement in (True, "auto")
-                       and isinstance(column.type, Integer) and len(table.primary_key) == 1)]
+               if column is not table.autoincrement_column]
     for column in columns:
         if not isinstance(column.type, (UTCDateTime, AutoString, Text, Integer, Boolean)):
             raise TypeError(f"{table.name}.{column.name}: no driver conversion for "

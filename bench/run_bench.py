@@ -254,8 +254,8 @@ class Measurement:
     #: The fetch pass alone, timed inside the process (what a daemon's tick
     #: costs): no interpreter start, imports or database opening.
     pass_seconds: float | None = None
-    #: (seconds on a CPU, seconds waiting for one) of the root process's busiest
-    #: threads, and of the other processes (parser workers), busiest first.
+    #: (seconds on a CPU, seconds waiting for one) of every thread of the root
+    #: process, and of every other process (parser workers), busiest first.
     root_threads: list[tuple[float, float]] = field(default_factory=list)
     other_processes: list[tuple[float, float]] = field(default_factory=list)
 
