@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
@@ -45,6 +45,7 @@ from aggregator.dedupe import Copy, choose_canonical
 from aggregator.errors import BlockedURLError, StorageError
 from aggregator.netcheck import check_url
 from aggregator.tables import (
+    POSTS_ONLY,
     SCHEMA_VERSION,
     AppearanceRow,
     CommentFeedRow,
@@ -384,6 +385,13 @@ class Store:
             if version < 4 and "last_warning" not in {
                     column["name"] for column in inspect(connection).get_columns("source")}:
                 connection.execute(text("ALTER TABLE source ADD COLUMN last_warning TEXT"))
+            if version < 5:
+                _key_ordered_dedupe_keys(connection)
+                # Canonical URLs and fingerprints: indexed for posts alone.
+                for index in EntryRow.__table__.indexes:  # type: ignore[attr-defined]
+                    if index.name in ("ix_entry_canonical_url", "ix_entry_fingerprint"):
+                        connection.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+                        index.create(connection)
             connection.execute(update(MetaRow).where(MetaRow.key == "schema_version")
                                .values(value=str(SCHEMA_VERSION)))
             connection.commit()
@@ -1064,7 +1072,7 @@ class Store:
             canonical = canonical_url(link.split("#", 1)[0]) if link else None
             if canonical:
                 post = session.exec(select(EntryRow).where(
-                    EntryRow.kind == "post", EntryRow.canonical_url == canonical,
+                    POSTS_ONLY, EntryRow.canonical_url == canonical,
                 )).first()
                 if post is not None:
                     return post
@@ -1585,6 +1593,31 @@ _LANGUAGES = text("""
     )
     SELECT language FROM seen WHERE language IS NOT NULL
 """)
+
+
+def _key_ordered_dedupe_keys(connection: Connection) -> None:
+    """Schema 5: dedupe_key keyed by (key, entry_id), on SQLite without a rowid.
+
+    Before it, the primary key was (entry_id, key) with a unique index on
+    (key, entry_id). The keys are copied into the new table in key order, the
+    order its B-tree is built fastest in.
+    """
+    primary = inspect(connection).get_pk_constraint("dedupe_key")
+    if primary["constrained_columns"] == ["key", "entry_id"]:
+        return
+    connection.execute(text("DROP INDEX IF EXISTS uq_dedupe_key_key_entry"))
+    connection.execute(text("ALTER TABLE dedupe_key RENAME TO dedupe_key_old"))
+    if connection.dialect.name != "sqlite" and primary.get("name"):
+        # PostgreSQL's primary key keeps its name through the rename; freed,
+        # the new table's gets the name a new store's has, not one with a 1.
+        connection.execute(text(
+            f'ALTER TABLE dedupe_key_old DROP CONSTRAINT "{primary["name"]}"'))
+    dedupe_index.DedupeKeyRow.__table__.create(connection)  # type: ignore[attr-defined]
+    moved = connection.execute(text(
+        'INSERT INTO dedupe_key ("key", entry_id, kind) SELECT "key", entry_id, kind '
+        'FROM dedupe_key_old ORDER BY "key", entry_id')).rowcount
+    connection.execute(text("DROP TABLE dedupe_key_old"))
+    log.info("rebuilt the dedupe key table in key order: %d key(s)", moved)
 
 
 def _begin_immediate(connection: Any, attempts: int = 20) -> None:

@@ -148,6 +148,32 @@ def test_the_canonical_url_and_fingerprint_find_posts_without_keys(session: Sess
 
 
 
+def test_comments_sharing_a_posts_canonical_url_do_not_hide_it(session: Session):
+    # A comment's link is its post's with a fragment, so its canonical URL is
+    # the post's. With more comments than a key reads, the newest rows under
+    # that URL were all comments, and a copy of the post found nothing.
+    a, b = add_source(session, "a"), add_source(session, "b")
+    post = entry(*seed_post("000"), "https://a.example/open-source")
+    row = add_post(session, a, post)
+    remove_keys(session, row.id or 0)  # found through the URL alone
+    for number in range(PER_KEY_LIMIT + 5):
+        comment = add_comment(session, a, row, f"reactie {number}")
+        comment.canonical_url = post.canonical_url
+        comment.fingerprint = post.fingerprint
+        session.add(comment)
+    session.flush()
+    variant = entry(*seed_post("000"), "http://www.a.example/open-source/?utm_source=rss")
+    assert [r.id for r in candidates(session, variant, source_id=b.id)] == [row.id]
+    match = find_duplicate(session, variant)
+    assert match is not None and match.entry.id == row.id
+    # Marks count posts only: a comment's URL is no reason to look further.
+    other = entry(*seed_post("002"), "https://a.example/only-comments")
+    comment = add_comment(session, a, row, "reactie met link")
+    comment.canonical_url, comment.fingerprint = other.canonical_url, other.fingerprint
+    session.add(comment)
+    session.flush()
+    assert marks_present(session, marks_of(other)) == set()
+
 def test_a_post_with_a_candidate_always_has_a_mark_present(session: Session):
     # The store skips the lookup of a post none of whose marks is present; that
     # is only right if every candidate is reached through a present mark.
@@ -271,6 +297,10 @@ def test_candidate_lookup_uses_indexes_not_scans(tmp_path: Path) -> None:
     assert plans
     for plan in plans:
         assert "SCAN dedupe_key" not in plan and "SCAN entry" not in plan, plan
+        # A search of every post by kind is a scan by another name.
+        assert "ix_entry_newest" not in plan, plan
+    assert any("ix_entry_canonical_url" in plan for plan in plans)
+    assert any("ix_entry_fingerprint" in plan for plan in plans)
     session.close()
     store.close()
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import Session, select
 
 from aggregator import dedupe_index
@@ -478,6 +479,58 @@ def upgraded_from(database_url: str, version: int, *changes: str) -> Store:
 
 def test_a_version_2_store_gets_the_recent_key_table(database_url: str) -> None:
     store = upgraded_from(database_url, 2, "DROP TABLE dedupe_key_recent")
+    assert key_rows(store) == (22, 0)
+    copy = parsed("b-1", "https://b.example/kopie", body=BODY + " Met een extra zin.")
+    assert ingest(store, claim(store, "b"), copy).merged_posts == 1
+    store.close()
+
+
+#: dedupe_key as schema 4 had it: a rowid table keyed (entry_id, key), and a
+#: unique index in key order. Plain SQL that SQLite and PostgreSQL both take.
+VERSION_4_KEYS = (
+    'CREATE TABLE keys_then AS SELECT entry_id, "key", kind FROM dedupe_key',
+    "DROP TABLE dedupe_key",
+    'CREATE TABLE dedupe_key (entry_id INTEGER NOT NULL REFERENCES entry (id), '
+    '"key" VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL, PRIMARY KEY (entry_id, "key"))',
+    'INSERT INTO dedupe_key SELECT entry_id, "key", kind FROM keys_then',
+    "DROP TABLE keys_then",
+    'CREATE UNIQUE INDEX uq_dedupe_key_key_entry ON dedupe_key ("key", entry_id)',
+    # and indexed the canonical URLs and fingerprints of comments too.
+    "DROP INDEX ix_entry_canonical_url",
+    "CREATE INDEX ix_entry_canonical_url ON entry (canonical_url)",
+    "DROP INDEX ix_entry_fingerprint",
+    "CREATE INDEX ix_entry_fingerprint ON entry (fingerprint)",
+)
+
+
+def test_a_version_4_store_gets_key_ordered_dedupe_keys_and_post_only_indexes(
+    database_url: str,
+) -> None:
+    store = upgraded_from(database_url, 4, *VERSION_4_KEYS)
+    with store.engine.connect() as connection:
+        tables = inspect(connection)
+        primary = tables.get_pk_constraint("dedupe_key")
+        assert primary["constrained_columns"] == ["key", "entry_id"]
+        # Named as a new store's is (PostgreSQL would otherwise add a 1).
+        assert primary["name"] == (None if store.is_sqlite else "dedupe_key_pkey")
+        assert {index["name"]: index["column_names"]
+                for index in tables.get_indexes("dedupe_key")} == {
+            "ix_dedupe_key_entry_id": ["entry_id"]}
+        assert "dedupe_key_old" not in tables.get_table_names()
+        if store.is_sqlite:
+            assert "WITHOUT ROWID" in connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'dedupe_key'").scalar_one()
+        filed = set(connection.exec_driver_sql('SELECT "key", kind FROM dedupe_key'))
+        where = "sqlite_where" if store.is_sqlite else "postgresql_where"
+        posts_only = {index["name"]: (index["column_names"],
+                                      str(index["dialect_options"].get(where)))
+                      for index in tables.get_indexes("entry")
+            if index["name"] in ("ix_entry_canonical_url", "ix_entry_fingerprint")}
+    assert {name: columns for name, (columns, _) in posts_only.items()} == {
+        "ix_entry_canonical_url": ["canonical_url", "kind"],
+        "ix_entry_fingerprint": ["fingerprint", "kind"]}
+    assert all("'post'" in where for _, where in posts_only.values()), posts_only
+    assert filed == set(dedupe_index.keys_of(normalized(parsed("a-1", "https://a.example/p1"))))
     assert key_rows(store) == (22, 0)
     copy = parsed("b-1", "https://b.example/kopie", body=BODY + " Met een extra zin.")
     assert ingest(store, claim(store, "b"), copy).merged_posts == 1
