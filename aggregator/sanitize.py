@@ -205,6 +205,7 @@ def html_to_text(html: str) -> str:
 #: A tag of sanitize_html's output, whose attribute values have "<" and ">"
 #: escaped, so the first ">" ends the tag.
 _SANITIZED_TAG = re.compile(r"<[^>]*>")
+_compiled_text = speedups.sanitized_text
 
 
 def sanitized_html_to_text(html: str) -> str:
@@ -215,6 +216,16 @@ def sanitized_html_to_text(html: str) -> str:
     """
     if not html:
         return ""
+    if _compiled_text is not None:
+        # One pass in C, where the Python below took about 40 µs a post; None
+        # for input only the Python answers.
+        text = _compiled_text(html)
+        if text is not None:
+            return text
+    return _python_sanitized_html_to_text(html)
+
+
+def _python_sanitized_html_to_text(html: str) -> str:
     text = _SANITIZED_TAG.sub("", _BLOCK_TAG.sub(" <", html))
     # No controls to strip: sanitize_html removed them, and the only
     # references it writes are &amp; &lt; &gt; &quot; and &#160;.

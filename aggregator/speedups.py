@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "half_rows", "langid_walk", "minhash",
-           "missing_warning", "strip_controls", "word_runs", "word_shingles"]
+           "missing_warning", "sanitized_text", "strip_controls", "word_runs", "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -40,6 +40,9 @@ minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minh
 word_shingles: Callable[..., bytes] | None = getattr(_compiled, "word_shingles", None)
 #: ``strip_controls(text)``: see aggregator.sanitize.strip_control_chars.
 strip_controls: Callable[[str], str] | None = getattr(_compiled, "strip_controls", None)
+#: ``sanitized_text(html)``: see aggregator.sanitize.sanitized_html_to_text; None
+#: where it leaves the answer to the Python.
+sanitized_text: Callable[[str], str | None] | None = getattr(_compiled, "sanitized_text", None)
 #: ``word_runs(text)``: see aggregator.folding.words_of.
 word_runs: Callable[[str], tuple[str, ...]] | None = getattr(_compiled, "word_runs", None)
 #: ``band_keys(signature, bands, rows)``: see aggregator.dedupe.band_keys.

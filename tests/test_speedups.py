@@ -351,3 +351,104 @@ def test_strip_controls_gives_canonical_strings(compiled: object) -> None:
         assert hash(stripped) == hash(left)
     unchanged = "nothing to strip here, ümlaut and €"
     assert speedups.strip_controls(unchanged) is unchanged
+
+
+def sanitized_seed_posts() -> list[str]:
+    from aggregator.parse import parse_feed
+    from aggregator.sanitize import sanitize_html
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "seedblogs"
+    feeds = sorted([*fixtures.rglob("*.xml"), *fixtures.rglob("*.atom")])
+    posts = [sanitize_html(entry.content_html or entry.summary_html, base_url=feed.link)
+             for path in feeds
+             for feed in [parse_feed(path.read_bytes(), {}, "https://blog.example/feed/")]
+             for entry in feed.entries]
+    # and the blogs' whole pages, for markup of every kind
+    posts += [sanitize_html(path.read_text("utf-8"), base_url="https://blog.example/")
+              for path in sorted(fixtures.rglob("*.html"))]
+    assert len(posts) > 20 and sum("<p>" in post for post in posts) > 10
+    return posts
+
+
+def test_sanitized_text_is_the_python_s_on_the_seed_posts(compiled: object) -> None:
+    from aggregator.sanitize import _python_sanitized_html_to_text, sanitized_html_to_text
+
+    for post in sanitized_seed_posts():
+        # sanitize_html's output is always answered in C.
+        assert speedups.sanitized_text(post) is not None
+        assert speedups.sanitized_text(post) == _python_sanitized_html_to_text(post)
+        assert sanitized_html_to_text(post) == _python_sanitized_html_to_text(post)
+
+
+#: Pieces that the tag and reference rules turn on, to build markup from.
+MARKUP_PIECES = ["<", ">", "/", "&", "amp;", "lt;", "gt;", "quot;", "#160;", "#39;", "nbsp;",
+                 "p", "P", "br", "BR", "th", "thead", "h1", "h7", "header", "section", "a",
+                 " ", "\n", "\t", "\xa0", "\u2028", "\x1c", "x", "é", "日", "\U0001f600",
+                 "\u017f", "\u212a", "=", "'", '"']
+
+
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(st.sampled_from(MARKUP_PIECES), max_size=40))
+def test_sanitized_text_is_the_python_s_or_none_on_any_markup(
+        compiled: object, pieces: list[str]) -> None:
+    from aggregator.sanitize import _python_sanitized_html_to_text, sanitized_html_to_text
+
+    html = "".join(pieces)
+    answer = speedups.sanitized_text(html)
+    assert answer is None or answer == _python_sanitized_html_to_text(html)
+    if html:
+        assert sanitized_html_to_text(html) == _python_sanitized_html_to_text(html)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_sanitized_text_is_the_python_s_or_none_on_any_text(compiled: object, text: str) -> None:
+    from aggregator.sanitize import _python_sanitized_html_to_text
+
+    answer = speedups.sanitized_text(text)
+    assert answer is None or answer == _python_sanitized_html_to_text(text)
+
+
+def test_sanitized_text_decides_every_ascii_tag_and_any_delimiter(compiled: object) -> None:
+    from aggregator.sanitize import _python_sanitized_html_to_text
+
+    for code in range(0x110000):
+        char = chr(code)
+        for html in (f"x<p{char}y>z", f"x<br{char}", f"a{char}b<{char}>c"):
+            answer = speedups.sanitized_text(html)
+            python = _python_sanitized_html_to_text(html)
+            if code < 128 and char != "&":
+                assert answer == python, (hex(code), html)
+            else:
+                assert answer is None or answer == python, (hex(code), html)
+
+
+def test_sanitized_text_gives_canonical_strings(compiled: object) -> None:
+    for html, text in [("<p title='\U0001f600'>abc</p>", "abc"),
+                       ("<p>d\u00e9f</p><b>\u20ac</b>", "d\u00e9f \u20ac"),
+                       ("\u20ac&#160;x", "\u20ac x")]:
+        answer = speedups.sanitized_text(html)
+        assert answer == text
+        assert sys.getsizeof(answer) == sys.getsizeof(text) and hash(answer) == hash(text)
+
+
+def test_sanitized_text_leaves_names_with_letters_past_ascii_to_the_python(
+        compiled: object) -> None:
+    # re's IGNORECASE matches a few characters past ASCII to ASCII letters (the
+    # long s to "s", the Kelvin sign to "k"): a block tag's name spelt with one
+    # is a block tag to the Python, which only the Python can say.
+    from aggregator.sanitize import _python_sanitized_html_to_text
+
+    ascii_letter = re.compile("[a-z]", re.IGNORECASE)
+    twins = [chr(code) for code in range(128, 0x110000) if ascii_letter.fullmatch(chr(code))]
+    assert "\u017f" in twins and "\u212a" in twins
+    tried = 0
+    for name in ("section", "blockquote", "li", "figcaption", "ul"):
+        for at, letter in enumerate(name):
+            for twin in twins:
+                if re.fullmatch(letter, twin, re.IGNORECASE):
+                    html = f"x<{name[:at]}{twin}{name[at + 1:]}>y"
+                    assert _python_sanitized_html_to_text(html) == "x y"
+                    assert speedups.sanitized_text(html) is None, html
+                    tried += 1
+    assert tried >= 5
