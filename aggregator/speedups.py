@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "half_rows", "langid_walk", "minhash",
+__all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "bloom", "half_rows", "langid_walk", "minhash",
            "missing_warning", "sanitized_text", "strip_controls", "word_runs", "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
@@ -43,6 +43,8 @@ strip_controls: Callable[[str], str] | None = getattr(_compiled, "strip_controls
 #: ``sanitized_text(html)``: see aggregator.sanitize.sanitized_html_to_text; None
 #: where it leaves the answer to the Python.
 sanitized_text: Callable[[str], str | None] | None = getattr(_compiled, "sanitized_text", None)
+#: ``bloom(bits, keys, hashes, add)``: see aggregator.dedupe_index.KeyFilter.
+bloom: Callable[[bytearray, Any, int, bool], bytes] | None = getattr(_compiled, "bloom", None)
 #: ``word_runs(text)``: see aggregator.folding.words_of.
 word_runs: Callable[[str], tuple[str, ...]] | None = getattr(_compiled, "word_runs", None)
 #: ``band_keys(signature, bands, rows)``: see aggregator.dedupe.band_keys.

@@ -280,6 +280,16 @@ class Store:
         #: Dedupe keys in dedupe_key_recent, as far as this process knows
         #: (None: not counted yet); see _note_filed_keys.
         self._recent_keys: int | None = None
+        #: SQLite: which dedupe keys the store may hold, for the ingest sessions;
+        #: PostgreSQL's workers file keys together, so there every key is looked up.
+        self._key_filter = dedupe_index.KeyFilter.create() if self.is_sqlite else None
+
+    def _ingest_session(self) -> Session:
+        """A session for work that may file dedupe keys: it carries the key filter."""
+        session = Session(self.engine)
+        if self._key_filter is not None:
+            session.info[dedupe_index.KeyFilter.SESSION_KEY] = self._key_filter
+        return session
 
     @property
     def safe_url(self) -> str:
@@ -958,7 +968,7 @@ class Store:
         again in its own transaction, so one bad document fails alone.
         """
         if len(jobs) > 1:
-            with self._write_lock, Session(self.engine) as session:
+            with self._write_lock, self._ingest_session() as session:
                 reports: list[IngestReport | Exception] | None = None
                 try:
                     self._lock_ingest(session)
@@ -1134,7 +1144,7 @@ class Store:
     def _retrying(self, work: Callable[[Session], IngestReport]) -> IngestReport:
         """Run one ingest transaction; retry once when a concurrent worker won a race."""
         for attempt in range(3):
-            with self._write_lock, Session(self.engine) as session:
+            with self._write_lock, self._ingest_session() as session:
                 try:
                     self._lock_ingest(session)
                     report = work(session)
@@ -1184,7 +1194,7 @@ class Store:
         self, given_id: str, *, source_name: str | None = None, now: datetime | None = None,
     ) -> dedupe_index.SplitResult:
         """Undo a wrong merge for good: one source's copy becomes its own post again."""
-        with self._write_lock, Session(self.engine) as session:
+        with self._write_lock, self._ingest_session() as session:
             # Like an ingest: its new entry's id must not commit after a higher one.
             self._lock_ingest(session)
             post = dedupe_index.resolve_entry(session, given_id)

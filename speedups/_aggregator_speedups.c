@@ -431,6 +431,73 @@ sanitized_text(PyObject *self, PyObject *html)
 }
 
 /*
+ * bloom(bits, keys, hashes, add) -> bytes
+ *
+ * A Bloom filter over str keys in the writable buffer `bits`: per key, 1
+ * when every one of its `hashes` bit
+ * positions was set, else 0; with `add` true the positions are set too. The
+ * positions come from the key's str hash by double hashing (Kirsch and
+ * Mitzenmacher), so a filter means something only within one process.
+ * aggregator.dedupe_index.KeyFilter keeps one; there is no Python twin:
+ * without this module every key is looked up in the database.
+ */
+static PyObject *
+bloom(PyObject *self, PyObject *args)
+{
+    Py_buffer bits;
+    PyObject *keys;
+    int hashes, add;
+    if (!PyArg_ParseTuple(args, "w*Oip", &bits, &keys, &hashes, &add))
+        return NULL;
+    PyObject *result = NULL;
+    PyObject *sequence = PySequence_Fast(keys, "bloom: keys must be a sequence");
+    const uint64_t size = (uint64_t)bits.len * 8;
+    if (sequence == NULL)
+        goto done;
+    if (bits.len == 0 || hashes < 1 || hashes > 32) {
+        PyErr_SetString(PyExc_ValueError, "bloom: bits must not be empty, hashes 1 to 32");
+        goto done;
+    }
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(sequence);
+    result = PyBytes_FromStringAndSize(NULL, n);
+    if (result == NULL)
+        goto done;
+    unsigned char *found = (unsigned char *)PyBytes_AS_STRING(result);
+    unsigned char *bytes = (unsigned char *)bits.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(sequence, i);
+        if (!is_str(key, "bloom: keys must be str")) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        const Py_hash_t hash = PyObject_Hash(key);
+        if (hash == -1 && PyErr_Occurred()) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        const uint64_t h = (uint64_t)hash;
+        const uint64_t h1 = h & 0xFFFFFFFFu, h2 = (h >> 32) | 1;
+        unsigned char all = 1;
+        for (int k = 0; k < hashes; k++) {
+            const uint64_t at = (h1 + (uint64_t)k * h2) % size;
+            const unsigned char mask = (unsigned char)(1u << (at & 7));
+            if (!(bytes[at >> 3] & mask)) {
+                all = 0;
+                if (!add)
+                    break;
+                bytes[at >> 3] |= mask;
+            }
+        }
+        found[i] = all;
+    }
+
+done:
+    Py_XDECREF(sequence);
+    PyBuffer_Release(&bits);
+    return result;
+}
+
+/*
  * minhash(shingles, seeds) -> tuple of int
  *
  * aggregator.dedupe._minhash: for every seed, the least splitmix64
@@ -775,6 +842,7 @@ static PyMethodDef methods[] = {
     {"word_runs", word_runs, METH_O, "word_runs(text) -> tuple of str"},
     {"strip_controls", strip_controls, METH_O, "strip_controls(text) -> str"},
     {"sanitized_text", sanitized_text, METH_O, "sanitized_text(html) -> str | None"},
+    {"bloom", bloom, METH_VARARGS, "bloom(bits, keys, hashes, add) -> bytes"},
     {"word_shingles", word_shingles, METH_VARARGS,
      "word_shingles(words, cache, cache_limit, mix0, mix1, mix2) -> bytes of uint64"},
     {"band_keys", band_keys, METH_VARARGS, "band_keys(signature, bands, rows) -> list of str"},

@@ -452,3 +452,35 @@ def test_sanitized_text_leaves_names_with_letters_past_ascii_to_the_python(
                     assert speedups.sanitized_text(html) is None, html
                     tried += 1
     assert tried >= 5
+
+
+def test_bloom_never_forgets_a_key_and_rarely_claims_one(compiled: object) -> None:
+    from aggregator.dedupe_index import KeyFilter
+
+    rng = np.random.default_rng(5)
+    keys = [f"b{band:02d}{value:012x}" for band, value in
+            zip(rng.integers(0, 20, 300_000), rng.integers(0, 2**48, 300_000), strict=True)]
+    absent = [key + "x" for key in keys[:100_000]]
+    # All at once, as a filter is built from the tables: one part.
+    built = KeyFilter(speedups.bloom)
+    built.add(keys)
+    assert len(built._parts) == 1 and built.may_hold(keys) == b"\x01" * len(keys)
+    assert 0 < sum(built.may_hold(absent)) / len(absent) < 0.03
+    # A document's keys at a time: parts added as it fills.
+    grown = KeyFilter(speedups.bloom)
+    for start in range(0, len(keys), 7_000):
+        grown.add(keys[start:start + 7_000])
+    assert len(grown._parts) == 3
+    assert grown.may_hold(keys) == b"\x01" * len(keys)
+    assert 0 < sum(grown.may_hold(absent)) / len(absent) < 0.06
+    bits = bytearray(64)
+    assert speedups.bloom(bits, ["a", "b"], 3, False) == b"\x00\x00"
+    assert speedups.bloom(bits, ["a"], 3, True) == b"\x00" and any(bits)
+    assert speedups.bloom(bits, ["a", "a"], 3, False) == b"\x01\x01"
+    for bad in ((bytearray(), ["a"], 3, False), (bits, ["a"], 0, False)):
+        with pytest.raises(ValueError):
+            speedups.bloom(*bad)
+    with pytest.raises(TypeError):
+        speedups.bloom(bits, [1], 3, False)
+    with pytest.raises(TypeError):
+        speedups.bloom(b"read-only", ["a"], 3, False)

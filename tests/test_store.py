@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlmodel import Session, select
 
 from aggregator import dedupe_index
@@ -649,3 +649,127 @@ def test_a_stored_time_must_be_aware() -> None:
 
     with pytest.raises(ValueError, match="aware"):
         sqlite_time(datetime(2026, 1, 1))
+
+
+# ------------------------------------------------------------------ key filter
+
+
+def two_writers(tmp_path) -> tuple[Store, Store]:
+    """Two stores (two processes, as far as their key filters know) on one file."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = Store(url)
+    first.sync_sources([SourceConfig(name=name, url=f"https://{name}.example/feed/")
+                        for name in "abc"], NOW)
+    return first, Store(url)
+
+
+def copy_of(guid: str, seed: int) -> ParsedEntry:
+    """Another site's copy of distinct_body(seed): found through its dedupe keys
+    alone (another URL, another body fingerprint)."""
+    return parsed(guid, f"https://c.example/{guid}", title="Kopie",
+                  body=distinct_body(seed) + " Overgenomen met toestemming.")
+
+
+@pytest.mark.parametrize("first_writes", [1, 2])
+def test_keys_another_writer_filed_are_found_through_the_key_filter(
+        tmp_path, first_writes: int) -> None:
+    first, second = two_writers(tmp_path)
+    key_filter = first._key_filter
+    assert key_filter is not None
+    for number in range(first_writes):
+        ingest(first, claim(first, "a"), parsed(f"a-{number}", f"https://a.example/{number}",
+                                                title=f"Eigen {number}",
+                                                body=distinct_body(100 + number)))
+    assert key_filter.built and not key_filter.off
+    # The second writer files a post the first store's filter never saw.
+    ingest(second, claim(second, "b"), parsed("b-1", "https://b.example/origineel",
+                                              title="Origineel", body=distinct_body(7)))
+    report = ingest(first, claim(first, "c"), copy_of("c-1", 7))
+    assert report.merged_posts == 1
+    # Seen its own token committed, the filter knows another writer came
+    # after it and stops; before that, it might have been its own rollback,
+    # and it is built again from the tables.
+    assert key_filter.off is (first_writes == 2)
+    assert key_filter.built
+    first.close()
+    second.close()
+
+
+def test_keys_filed_without_a_filter_switch_the_filters_off(tmp_path) -> None:
+    first, second = two_writers(tmp_path)
+    for number in range(2):
+        ingest(first, claim(first, "a"), parsed(f"a-{number}", f"https://a.example/{number}",
+                                                title=f"Eigen {number}",
+                                                body=distinct_body(100 + number)))
+    # A command that files keys outside ingest (splitting a merge does) carries no filter.
+    second._key_filter = None
+    ingest(second, claim(second, "b"), parsed("b-1", "https://b.example/origineel",
+                                              title="Origineel", body=distinct_body(7)))
+    assert first.get_meta(dedupe_index.KeyFilter.WRITER) == ""
+    assert ingest(first, claim(first, "c"), copy_of("c-1", 7)).merged_posts == 1
+    assert first._key_filter is not None and first._key_filter.off
+    first.close()
+    second.close()
+
+
+def test_the_key_filter_spares_the_lookups_of_new_posts(tmp_path) -> None:
+    first, _ = two_writers(tmp_path)
+    statements: list[str] = []
+    event.listen(first.engine, "before_cursor_execute",
+                 lambda _c, _cu, statement, *_: statements.append(statement))
+    for number in range(3):
+        ingest(first, claim(first, "a"), *[
+            parsed(f"a-{number}-{post}", f"https://a.example/{number}/{post}",
+                   title=f"Eigen {number} {post}", body=distinct_body(10 * number + post))
+            for post in range(5)])
+    key_lookups = [s for s in statements if s.startswith('SELECT "key" FROM dedupe_key')]
+    # Only the first document (the filter not built yet, then built) may ask;
+    # at about 2 % false positives, 110 new keys a document rarely ask at all.
+    assert len(key_lookups) <= 2, key_lookups
+    assert ingest(first, claim(first, "b"), copy_of("b-1", 21)).merged_posts == 1
+    first.close()
+
+
+def test_postgresql_stores_look_every_key_up(database_url: str) -> None:
+    store = Store(database_url)
+    assert (store._key_filter is not None) is store.is_sqlite
+    store.close()
+
+
+def test_a_split_through_the_store_keeps_its_key_filter(tmp_path) -> None:
+    store, _ = two_writers(tmp_path)
+    ingest(store, claim(store, "a"), parsed("a-1", "https://a.example/origineel",
+                                            title="Origineel", body=distinct_body(7)))
+    assert ingest(store, claim(store, "b"), copy_of("b-1", 7)).merged_posts == 1
+    [record] = list(store.export_records())
+    store.split_duplicate(record["id"], source_name="b")
+    assert store.counts() == {"post": 2}
+    # The split filed the new post's keys through the filter, which stays on.
+    assert store._key_filter is not None and not store._key_filter.off
+    assert store.get_meta(dedupe_index.KeyFilter.WRITER) == store._key_filter.token
+    assert ingest(store, claim(store, "c"), copy_of("c-1", 7)).merged_posts == 1
+    store.close()
+
+
+def test_a_big_store_builds_no_key_filter_and_says_so(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(dedupe_index.KeyFilter, "BUILD_LIMIT", 30)
+    first, _ = two_writers(tmp_path)
+    # Grown from an empty store, the first filter stays on past the limit.
+    for number in range(2):
+        ingest(first, claim(first, "a"), parsed(f"a-{number}", f"https://a.example/{number}",
+                                                title=f"Eigen {number}",
+                                                body=distinct_body(100 + number)))
+    assert first._key_filter is not None and not first._key_filter.off
+    again = Store(f"sqlite:///{tmp_path / 'shared.db'}")  # a restart: 44 keys to read
+    with caplog.at_level("INFO", logger="aggregator.dedupe_index"):
+        ingest(again, claim(again, "b"), parsed("b-1", "https://b.example/origineel",
+                                                title="Origineel", body=distinct_body(7)))
+    assert again._key_filter is not None and again._key_filter.off
+    assert "more than the key filter is built from" in caplog.text
+    # Keys filed with the filter off are no longer any filter's to answer for.
+    assert ingest(first, claim(first, "c"), copy_of("c-1", 7)).merged_posts == 1
+    assert first._key_filter.off
+    assert ingest(again, claim(again, "c"), copy_of("c-2", 100)).merged_posts == 1
+    first.close()
+    again.close()
