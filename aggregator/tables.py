@@ -27,6 +27,8 @@ from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 #: 3: dedupe_key_recent (aggregator.dedupe_index), where new dedupe keys wait
 #: to be merged. An older aggregator would neither read nor merge them.
 #: 4: source.last_warning, what was wrong with a feed read all the same.
+#: 5: dedupe_key keyed (key, entry_id), on SQLite without a rowid; the canonical
+#: URL and fingerprint indexes of entry hold posts only.
 SCHEMA_VERSION = 5
 
 
