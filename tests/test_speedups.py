@@ -484,3 +484,20 @@ def test_bloom_never_forgets_a_key_and_rarely_claims_one(compiled: object) -> No
         speedups.bloom(bits, [1], 3, False)
     with pytest.raises(TypeError):
         speedups.bloom(b"read-only", ["a"], 3, False)
+
+
+def test_sanitized_text_knows_the_block_tags_the_python_knows(compiled: object) -> None:
+    # The C keeps its own list of block tags: every name either side could
+    # know, any case, as opening, closing and empty tags, must agree.
+    from aggregator.sanitize import _BLOCK_TAG, _python_sanitized_html_to_text
+
+    names = set(re.findall(r"[a-z]+[0-9]?", _BLOCK_TAG.pattern.replace("h[1-6]", "h1|h6")))
+    names |= {"a", "b", "i", "em", "strong", "span", "img", "sup", "code", "h0", "h7", "hgroup",
+              "details", "summary", "dialog", "menu", "center", "picture", "source", "video",
+              "q", "s", "u", "small", "abbr", "cite", "tt", "bdi", "wbr", "thx", "lis", "pp"}
+    assert {"blockquote", "figcaption", "tfoot", "h1", "ul"} <= names
+    for name in sorted(names):
+        for spelt in (name, name.upper(), name.capitalize()):
+            for html in (f"x<{spelt}>y", f"x</{spelt}>y", f"x<{spelt} class=a>y",
+                         f"x<{spelt}/>y", f"x<{spelt}\ty", f"x<{spelt}y>z"):
+                assert speedups.sanitized_text(html) == _python_sanitized_html_to_text(html), html
