@@ -270,9 +270,11 @@ def test_status_and_export_report_the_store(
     def fetch_all() -> tuple[dict[str, Any], list[int]]:
         """Status rows by name after a forced pass, and the upstream feed's answers."""
         blog.reset()
-        assert run_cli(config, "fetch", "--all", database_url=database_url).returncode == 0
-        rows = {row["name"]: row for row in json.loads(
-            run_cli(config, "status", "--json", database_url=database_url).stdout)}
+        fetched = run_cli(config, "fetch", "--all", database_url=database_url)
+        assert fetched.returncode == 0, fetched.stderr
+        status = run_cli(config, "status", "--json", database_url=database_url)
+        assert status.returncode == 0, status.stderr
+        rows = {row["name"]: row for row in json.loads(status.stdout)}
         return rows, [r.status for r in blog.requests if r.route == "/upstream/feed/"]
 
     # A feed read despite a fault: status says what was wrong, until it changes.
