@@ -257,7 +257,7 @@ class KeyFilter:
 
     @classmethod
     def disown(cls, connection: Any) -> None:
-        """Keys were filed without a filter: any filter's view is now partial."""
+        """Keys were filed that no filter saw: any filter's view is now partial."""
         connection.exec_driver_sql(
             """UPDATE meta SET value = '' WHERE "key" = ? AND value <> ''""", (cls.WRITER,))
 
@@ -280,7 +280,7 @@ class KeyFilter:
             elif self.built:
                 self._confirmed = True
             if not self.off and not self.built:
-                self._build(connection, token)
+                self._build(connection)
         session.info[self._READY] = not self.off
         return not self.off
 
@@ -300,7 +300,7 @@ class KeyFilter:
         self._bloom(self._parts[-1][0], keys, self.HASHES, True)
         self._in_last += len(keys)
 
-    def _build(self, connection: Any, token: str | None) -> None:
+    def _build(self, connection: Any) -> None:
         started = time.perf_counter()
         self._parts, self._in_last = [], 0
         # Counted no further than the limit: counting a big table reads all of it.
@@ -320,12 +320,9 @@ class KeyFilter:
                 'SELECT "key" FROM dedupe_key UNION ALL SELECT "key" FROM dedupe_key_recent')
             while chunk := rows.fetchmany(self._BUILD_CHUNK):
                 self.add([key for (key,) in chunk])
-        if token is None:
-            connection.exec_driver_sql('INSERT INTO meta ("key", value) VALUES (?, ?)',
-                                       (self.WRITER, self.token))
-        else:
-            connection.exec_driver_sql('UPDATE meta SET value = ? WHERE "key" = ?',
-                                       (self.token, self.WRITER))
+        connection.exec_driver_sql(
+            'INSERT INTO meta ("key", value) VALUES (?, ?) '
+            'ON CONFLICT ("key") DO UPDATE SET value = excluded.value', (self.WRITER, self.token))
         self.built, self._confirmed = True, False
         if count:
             log.info("dedupe key filter: %d key(s) read in %.1f s", count,
@@ -352,23 +349,23 @@ def marks_present(session: Session, marks: Iterable[str]) -> set[str]:
     # values each time costs four times the query. Names are constants.
     slot = driver_slot(connection)
     for kind, values in by_kind.items():
-        tables, column = _MARK_COLUMNS[kind]
+        tables, column, only = _MARK_COLUMNS[kind]
         ordered = sorted(set(values))
         for start in range(0, len(ordered), 500):
             chunk = ordered[start:start + 500]
             slots = ", ".join([slot] * len(chunk))
             sql = " UNION ".join(f'SELECT "{column}" FROM {table} WHERE "{column}" IN ({slots})'
-                                 f"{' AND ' + str(POSTS_ONLY) if table == 'entry' else ''}"
-                                 for table in tables)
+                                 f"{only}" for table in tables)
             present.update(kind + value for (value,) in
                            connection.exec_driver_sql(sql, tuple(chunk) * len(tables))
                            if value is not None)
     return present
 
 
-#: Where each kind of mark is looked up: (tables, column); in entry, posts only.
-_MARK_COLUMNS = {"k": (("dedupe_key", "dedupe_key_recent"), "key"),
-                 "u": (("entry",), "canonical_url"), "f": (("entry",), "fingerprint")}
+#: Where each kind of mark is looked up: (tables, column, further condition).
+_MARK_COLUMNS = {"k": (("dedupe_key", "dedupe_key_recent"), "key", ""),
+                 "u": (("entry",), "canonical_url", f" AND {POSTS_ONLY}"),
+                 "f": (("entry",), "fingerprint", f" AND {POSTS_ONLY}")}
 
 
 def marks_of(entry: ArticleSource | Article) -> set[str]:
