@@ -537,6 +537,43 @@ def test_a_version_4_store_gets_key_ordered_dedupe_keys_and_post_only_indexes(
     store.close()
 
 
+
+def test_the_key_upgrade_sorts_in_files_and_indexes_after_copying(tmp_path) -> None:
+    from sqlalchemy.engine import Engine
+
+    statements: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    # Every connection of every engine while it is listened to: the store
+    # upgrades inside its constructor, on an engine made there.
+    event.listen(Engine, "connect", trace)
+    try:
+        store = upgraded_from(f"sqlite:///{tmp_path / 'a.db'}", 4, *VERSION_4_KEYS)
+    finally:
+        event.remove(Engine, "connect", trace)
+    try:
+        def after(start: int, prefix: str) -> int:
+            return next(i for i, sql in enumerate(statements)
+                        if i > start and sql.startswith(prefix))
+
+        # In memory, the sort of a big store's keys took 1.4 GB (see _upgrade).
+        # The store was made (and made version 4) before: its upgrade follows.
+        upgrade = after(-1, "PRAGMA temp_store=FILE")
+        copy = after(after(upgrade, "BEGIN IMMEDIATE"), "INSERT INTO dedupe_key (")
+        assert after(copy, "CREATE INDEX ix_dedupe_key_entry_id") < after(
+            copy, "PRAGMA temp_store=MEMORY")
+        assert not any(sql.startswith("CREATE INDEX ix_dedupe_key_entry_id")
+                       for sql in statements[upgrade:copy])
+        with store.engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw.execute("PRAGMA temp_store").fetchone() == (2,)
+        assert key_rows(store) == (22, 0)
+    finally:
+        store.close()
+
+
 def test_a_version_3_store_gets_the_warning_column(database_url: str) -> None:
     store = upgraded_from(database_url, 3, "ALTER TABLE source DROP COLUMN last_warning")
     row = {row.name: row for row in store.status()}["a"]
