@@ -287,6 +287,18 @@ def test_json_feed_strings_are_cleaned_too() -> None:
     assert (feed.title, feed.entries[0].title) == ("T", "ab")
 
 
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=60)
+       | st.text(alphabet="aé€\x00\ud800\udfff ", max_size=60))
+def test_clean_drops_exactly_nul_and_lone_surrogates(text: str) -> None:
+    from aggregator.parse import _clean
+
+    # Its shortcuts (ASCII; text that encodes) must agree with the regex.
+    cleaned = _clean(text)
+    assert cleaned == "".join(c for c in text if c != "\x00" and not "\ud800" <= c <= "\udfff")
+    cleaned.encode("utf-8")
+
+
 # --------------------------------------------------------------------------- details
 
 
