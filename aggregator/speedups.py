@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "bloom", "half_rows", "langid_walk", "minhash",
-           "missing_warning", "sanitized_text", "strip_controls", "word_runs", "word_shingles"]
+           "missing_warning", "prefixed_words", "sanitized_text", "strip_controls", "word_runs",
+           "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -47,6 +48,9 @@ sanitized_text: Callable[[str], str | None] | None = getattr(_compiled, "sanitiz
 bloom: Callable[[bytearray, Any, int, bool], bytes] | None = getattr(_compiled, "bloom", None)
 #: ``word_runs(text)``: see aggregator.folding.words_of.
 word_runs: Callable[[str], tuple[str, ...]] | None = getattr(_compiled, "word_runs", None)
+#: ``prefixed_words(text, prefixes)``: see aggregator.topics._Candidates.
+prefixed_words: Callable[[str, bytes], frozenset[str]] | None = getattr(
+    _compiled, "prefixed_words", None)
 #: ``band_keys(signature, bands, rows)``: see aggregator.dedupe.band_keys.
 band_keys: Callable[[tuple[int, ...], int, int], list[str]] | None = (
     getattr(_compiled, "band_keys", None))

@@ -230,6 +230,71 @@ word_runs(PyObject *self, PyObject *text)
 }
 
 /*
+ * prefixed_words(text, prefixes) -> frozenset of str
+ *
+ * frozenset(re.findall(pattern, text)) for aggregator.topics' candidate
+ * pattern: the whole \w runs of `text` (\w as Python's re has it on str:
+ * str.isalnum() or "_") that start with one of `prefixes`. `prefixes` is
+ * bytes of native uint64 values, (first << 32) | second for a two-character
+ * prefix and (first << 32) | 0xFFFFFFFF for a one-character one; the caller
+ * gives only prefixes of \w characters, so every match starts a run.
+ */
+static inline int
+is_word(Py_UCS4 ch)
+{
+    return ch < 128 ? (ascii_alnum[ch] || ch == '_') : Py_UNICODE_ISALNUM(ch);
+}
+
+static PyObject *
+prefixed_words(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "Uy*:prefixed_words", &text, &table))
+        return NULL;
+    const uint64_t *keys = (const uint64_t *)table.buf;
+    const Py_ssize_t count = table.len / (Py_ssize_t)sizeof(uint64_t);
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *found = PyFrozenSet_New(NULL);
+    if (found == NULL) {
+        PyBuffer_Release(&table);
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    while (i < length) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (!is_word(ch)) {
+            i++;
+            continue;
+        }
+        const Py_ssize_t start = i;
+        const uint64_t first = (uint64_t)ch << 32;
+        for (i++; i < length && is_word(PyUnicode_READ(kind, data, i)); i++)
+            ;
+        const uint64_t alone = first | 0xFFFFFFFFu;
+        const uint64_t pair = i - start >= 2
+            ? first | PyUnicode_READ(kind, data, start + 1) : alone;
+        int match = 0;
+        for (Py_ssize_t k = 0; k < count && !match; k++)
+            match = keys[k] == alone || keys[k] == pair;
+        if (!match)
+            continue;
+        PyObject *word = PyUnicode_Substring(text, start, i);
+        if (word == NULL || PySet_Add(found, word) < 0) {
+            Py_XDECREF(word);
+            Py_DECREF(found);
+            PyBuffer_Release(&table);
+            return NULL;
+        }
+        Py_DECREF(word);
+    }
+    PyBuffer_Release(&table);
+    return found;
+}
+
+/*
  * strip_controls(text) -> str
  *
  * aggregator.sanitize.strip_control_chars: `text` without the characters
@@ -841,6 +906,8 @@ static PyMethodDef methods[] = {
     {"minhash", minhash, METH_VARARGS, "minhash(shingles, seeds) -> tuple of int"},
     {"word_runs", word_runs, METH_O, "word_runs(text) -> tuple of str"},
     {"strip_controls", strip_controls, METH_O, "strip_controls(text) -> str"},
+    {"prefixed_words", prefixed_words, METH_VARARGS,
+     "prefixed_words(text, prefixes) -> frozenset of str"},
     {"sanitized_text", sanitized_text, METH_O, "sanitized_text(html) -> str | None"},
     {"bloom", bloom, METH_VARARGS, "bloom(bits, keys, hashes, add) -> bytes"},
     {"word_shingles", word_shingles, METH_VARARGS,

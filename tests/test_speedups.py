@@ -501,3 +501,62 @@ def test_sanitized_text_knows_the_block_tags_the_python_knows(compiled: object) 
             for html in (f"x<{spelt}>y", f"x</{spelt}>y", f"x<{spelt} class=a>y",
                          f"x<{spelt}/>y", f"x<{spelt}\ty", f"x<{spelt}y>z"):
                 assert speedups.sanitized_text(html) == _python_sanitized_html_to_text(html), html
+
+
+WORD_CHARS = "abeoszABßéèöüİı_0²٣"
+NOT_WORD_CHARS = " -.,'\u2019\u0301\n\x00\ud800"
+
+
+def candidates_both_ways(text: str, prefixes: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    from aggregator import topics
+
+    pattern = topics._candidate_pattern(prefixes)
+    table = topics._prefix_table(prefixes)
+    assert table is not None
+    expected = frozenset(pattern.findall(text)) if pattern is not None else frozenset()
+    return speedups.prefixed_words(text, table), expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet=WORD_CHARS + NOT_WORD_CHARS, max_size=200),
+       prefixes=st.lists(st.text(alphabet=WORD_CHARS, min_size=1, max_size=2), max_size=12))
+def test_prefixed_words_are_the_candidate_pattern_s(
+    compiled: object, text: str, prefixes: list[str],
+) -> None:
+    found, expected = candidates_both_ways(text, prefixes)
+    assert found == expected
+    assert type(found) is frozenset
+
+
+def test_prefixed_words_tell_word_characters_as_the_pattern_does(compiled: object) -> None:
+    # Each code point between two letters: one word with it, or two without.
+    for start in range(0, 0x110000, 8192):
+        text = " ".join(f"a{chr(code)}b" for code in range(start, min(start + 8192, 0x110000)))
+        found, expected = candidates_both_ways(text, ["a", "b"])
+        assert found == expected, hex(start)
+        found, expected = candidates_both_ways(text, ["ab"])
+        assert found == expected, hex(start)
+
+
+def test_topics_find_candidates_in_compiled_code(
+    compiled: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator import topics
+
+    prefixes = ["ma", "so", "c", "in"]
+    finder = topics._Candidates(prefixes)
+    assert finder._table is not None
+    monkeypatch.setattr(topics, "_prefixed_words", None)
+    without = topics._Candidates(prefixes)
+    assert without._table is None
+    for text in seed_texts():
+        folded = folding.fold(text)
+        assert finder(folded) == without(folded)
+    monkeypatch.undo()
+    # A prefix with a character that is not a word character: the pattern's
+    # answer, which such a character may begin within a word.
+    assert topics._Candidates(["a-"])._table is None
+    assert topics._Candidates(["a-"])("a-b ba-c a") == frozenset({"a-b"})
+    for text in seed_texts():
+        folded = folding.fold(text)
+        assert finder(folded) == frozenset(finder._pattern.findall(folded))
