@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AVAILABLE", "DISABLE_ENV", "band_keys", "bloom", "half_rows", "langid_walk", "minhash",
-           "missing_warning", "prefixed_words", "sanitized_text", "strip_controls", "word_runs",
-           "word_shingles"]
+           "missing_warning", "prefixed_words", "sanitized_text", "strip_controls", "strip_marks",
+           "word_runs", "word_shingles"]
 
 #: Set to 1 to run the pure-Python versions although the compiled ones exist.
 DISABLE_ENV = "AGGREGATOR_NO_SPEEDUPS"
@@ -41,6 +41,8 @@ minhash: Callable[[Any, Any], tuple[int, ...]] | None = getattr(_compiled, "minh
 word_shingles: Callable[..., bytes] | None = getattr(_compiled, "word_shingles", None)
 #: ``strip_controls(text)``: see aggregator.sanitize.strip_control_chars.
 strip_controls: Callable[[str], str] | None = getattr(_compiled, "strip_controls", None)
+#: ``strip_marks(text)``: see aggregator.folding.fold.
+strip_marks: Callable[[str], str] | None = getattr(_compiled, "strip_marks", None)
 #: ``sanitized_text(html)``: see aggregator.sanitize.sanitized_html_to_text; None
 #: where it leaves the answer to the Python.
 sanitized_text: Callable[[str], str | None] | None = getattr(_compiled, "sanitized_text", None)

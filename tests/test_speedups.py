@@ -560,3 +560,36 @@ def test_topics_find_candidates_in_compiled_code(
     for text in seed_texts():
         folded = folding.fold(text)
         assert finder(folded) == frozenset(finder._pattern.findall(folded))
+
+
+def test_strip_marks_is_the_regex_s_on_every_code_point(compiled: object) -> None:
+    every = "".join(chr(code) for code in range(0x110000))
+    for start in range(0, len(every), 4096):
+        chunk = every[start:start + 4096]
+        assert speedups.strip_marks(chunk) == folding._python_strip_marks(chunk), hex(start)
+    for code in range(0x110000):
+        char = chr(code)
+        assert speedups.strip_marks(char) == folding._python_strip_marks(char), hex(code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200) | st.text(alphabet="ae\u0301\u0308\u20ac\u036f\u0370 ",
+                                            max_size=60))
+def test_strip_marks_is_the_regex_s_on_any_text(compiled: object, text: str) -> None:
+    assert speedups.strip_marks(text) == folding._python_strip_marks(text)
+
+
+def test_strip_marks_gives_canonical_strings_and_folds_the_seeds(compiled: object) -> None:
+    for text, left in [("e\u0301", "e"), ("\u20ac\u0301x", "\u20acx"),
+                       ("\U0001f600\u20d0", "\U0001f600")]:
+        stripped = speedups.strip_marks(text)
+        assert stripped == left
+        assert sys.getsizeof(stripped) == sys.getsizeof(left)
+    unchanged = "nothing to strip here, ümlaut and €"
+    assert speedups.strip_marks(unchanged) is unchanged
+    assert folding._strip_marks is speedups.strip_marks
+    import unicodedata
+
+    for text in seed_texts():
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        assert speedups.strip_marks(decomposed) == folding._python_strip_marks(decomposed)
