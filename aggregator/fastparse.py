@@ -168,6 +168,8 @@ _TEXT_XML_TYPES = frozenset({"text/xml", "text/xml-external-parsed-entity"})
 _CHARDET = object()
 _CHARDET_INSTALLED = lazy_chardet_encoding is not None
 _CP1252_RANGE = re.compile("[\x80-\x9f]")
+#: Gives back text with no control character (C1's among them) as it is.
+_strip_controls = speedups.strip_controls
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
 
 
@@ -1171,6 +1173,3 @@ def _finish(output: str) -> str:
             and _CP1252_RANGE.search(output)):
         output = output.translate(_cp1252)
     return output
-
-
-_strip_controls = speedups.strip_controls

@@ -20,7 +20,6 @@ _WORD = re.compile(r"[^\W_]+")
 _COMBINING_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
-
 def _python_strip_marks(text: str) -> str:
     return _COMBINING_MARKS.sub("", text)
 

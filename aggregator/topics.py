@@ -273,11 +273,11 @@ class _Candidates:
 class _Vocabulary:
     """The keyword and exclusion words of a matcher, and which text words may match them."""
 
-    __slots__ = ("_patterns", "_words")
+    __slots__ = ("_finders", "_words")
 
     def __init__(self, words: Iterable[str]) -> None:
         self._words = frozenset(words)
-        self._patterns: dict[tuple[str, ...], _Candidates] = {}
+        self._finders: dict[tuple[str, ...], _Candidates] = {}
 
     def candidates(self, languages: tuple[str, ...]) -> _Candidates:
         """What finds the text words that can share a key with a keyword in *languages*.
@@ -287,7 +287,7 @@ class _Vocabulary:
         the cost saved.
         """
         try:
-            return self._patterns[languages]
+            return self._finders[languages]
         except KeyError:
             if not self._words:
                 found = _Candidates(())
@@ -301,7 +301,7 @@ class _Vocabulary:
                     for word in self._words
                 )
                 found = _Candidates(starts)
-            self._patterns[languages] = found
+            self._finders[languages] = found
             return found
 
 

@@ -252,7 +252,7 @@ prefixed_words(PyObject *self, PyObject *args)
     Py_buffer table;
     if (!PyArg_ParseTuple(args, "Uy*:prefixed_words", &text, &table))
         return NULL;
-    const uint64_t *keys = (const uint64_t *)table.buf;
+    const char *keys = (const char *)table.buf;  /* any buffer: read unaligned */
     const Py_ssize_t count = table.len / (Py_ssize_t)sizeof(uint64_t);
     const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     const int kind = PyUnicode_KIND(text);
@@ -277,8 +277,11 @@ prefixed_words(PyObject *self, PyObject *args)
         const uint64_t pair = i - start >= 2
             ? first | PyUnicode_READ(kind, data, start + 1) : alone;
         int match = 0;
-        for (Py_ssize_t k = 0; k < count && !match; k++)
-            match = keys[k] == alone || keys[k] == pair;
+        for (Py_ssize_t k = 0; k < count && !match; k++) {
+            uint64_t key;
+            memcpy(&key, keys + k * (Py_ssize_t)sizeof key, sizeof key);
+            match = key == alone || key == pair;
+        }
         if (!match)
             continue;
         PyObject *word = PyUnicode_Substring(text, start, i);
