@@ -78,6 +78,13 @@ MAX_FEED_ENTRIES = 100
 ARCHIVE_BUDGET_SECONDS = 0.5
 #: Most documents stored in one transaction when they queue up (see _ingest).
 _INGEST_BATCH = 16
+#: Sources a pass keeps in progress per request it may have in flight
+#: (``[fetch] concurrency``, and ``per_host`` for a host no other worker is
+#: fetching). A source spends most of its turn being parsed or stored, not
+#: fetched: with only as many sources as requests, the parser workers idled
+#: whenever the store's writer was merging keys or committing, since every
+#: source was waiting for it (see PERF.md, eighteenth session).
+SOURCES_PER_REQUEST = 3
 
 
 def now_utc() -> datetime:
@@ -300,8 +307,13 @@ class Aggregator:
         # as dead by the next run on this machine, or expire). A lease covers
         # the source's comment feeds too and is handed back when both are
         # done; it is renewed meanwhile, so only a dead worker's expires.
-        slots = max(1, config.fetch.concurrency)
+        # More sources are in progress than requests may be in flight: the
+        # fetcher holds requests to [fetch] concurrency, and to per_host for
+        # each host; leases of a host another worker also holds count as
+        # requests (Store.claim_due).
+        slots = max(1, config.fetch.concurrency) * SOURCES_PER_REQUEST
         per_host = max(1, config.fetch.per_host)
+        per_host_alone = per_host * SOURCES_PER_REQUEST
         lease = timedelta(seconds=config.fetch.lease_seconds)
         renew_every = config.fetch.lease_seconds / 3
         renew_at = time.monotonic() + renew_every
@@ -319,12 +331,12 @@ class Aggregator:
             while True:
                 free = slots - len(running)
                 if queue and free > 0 and barren < queue.hosts():
-                    offered = queue.offer(max(4 * free, 32), per_host)
+                    offered = queue.offer(max(4 * free, 32), per_host_alone)
                     released, to_release = to_release, []
                     claim = await self._in_store_thread(
                         self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
                         names=offered, force=force, stale_owner=owner_is_dead,
-                        per_host=per_host, limit=free,
+                        per_host=per_host, per_host_alone=per_host_alone, limit=free,
                         comments_days=self.config.fetch.comments_days,
                         release=released, unchanged=[
                             self._unchanged.pop(i) for i in released if i in self._unchanged],

@@ -554,6 +554,7 @@ class Store:
         force: bool = False,
         stale_owner: Callable[[str], bool] | None = None,
         per_host: int | None = None,
+        per_host_alone: int | None = None,
         limit: int | None = None,
         comments_days: int | None = None,
         release: Sequence[int] = (),
@@ -571,7 +572,12 @@ class Store:
         (:func:`host_slot`) has that many live leases, whoever holds them,
         so the limit holds across workers; on PostgreSQL claims are
         serialized by an advisory lock held until this short transaction
-        ends, so two workers never both see the same free slot. At most
+        ends, so two workers never both see the same free slot. While this
+        owner is the only live holder of a host's leases, it may hold up to
+        ``per_host_alone`` of them (its fetcher still sends at most
+        ``per_host`` requests at once): the sources it parses and stores
+        meanwhile are no requests, and no other worker can reach the host
+        until the total is below ``per_host`` again. At most
         ``limit`` sources are leased. With ``comments_days``, each claimed
         source also comes with its due comment feeds (:meth:`comment_feeds_due`),
         read in the same transaction.
@@ -598,6 +604,7 @@ class Store:
             self._release_in(session, release, owner, unchanged)
             # Live leases per host, those of dead holders aside.
             busy: dict[str, int] = {}
+            shared: set[str] = set()  # hosts another live worker holds leases of
             dead: dict[str, bool] = {}
             for url, moved_to, holder in connection.execute(_LIVE_LEASES, {"now": now_n}):
                 if holder and holder != owner and stale_owner is not None:
@@ -607,6 +614,8 @@ class Store:
                         continue
                 slot = host_slot(moved_to or url)
                 busy[slot] = busy.get(slot, 0) + 1
+                if holder != owner:
+                    shared.add(slot)
             dead_holders = [holder for holder, is_dead in dead.items() if is_dead]
             query = _claim_query(force=force, with_dead=bool(dead_holders),
                                  for_update=not self.is_sqlite)
@@ -621,7 +630,8 @@ class Store:
                 if limit is not None and len(claim) >= limit:
                     claim.waiting.append(row.name)
                     continue
-                if per_host is not None and not renewing and busy.get(slot, 0) >= per_host:
+                if per_host is not None and not renewing and busy.get(slot, 0) >= (
+                        per_host if slot in shared else max(per_host, per_host_alone or 0)):
                     claim.waiting.append(row.name)
                     claim.full_hosts.add(slot)
                     continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -181,3 +183,41 @@ def test_one_request_at_a_time_per_host(
     run_pass(config, database_url, force=False, publish=False)
     assert blog.count() == 8  # 3 feeds and the 5 comment feeds of posts with comments
     assert blog.max_concurrent() == 1
+
+
+def test_sources_of_one_host_wait_in_progress_not_in_requests(
+    tmp_path: Path, blog: BlogServer, database_url: str,
+) -> None:
+    """With per_host = 1 the blog still sees one request at a time, while the
+    pass holds all three of its sources: one fetching, the others parsed,
+    stored or queued for the host (SOURCES_PER_REQUEST per request slot)."""
+    config = write_config(tmp_path, blog)
+    config.write_text(config.read_text("utf-8").replace("per_host = 4", "per_host = 1"))
+    blog.set_delay("*", 0.1)
+    engine = sqlalchemy.create_engine(database_url)
+    most_leased = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most_leased
+        while not done.is_set():
+            try:
+                with engine.connect() as connection:
+                    leased = connection.execute(sqlalchemy.text(
+                        "SELECT count(*) FROM source WHERE lease_owner IS NOT NULL")).scalar_one()
+                most_leased = max(most_leased, leased)
+            except sqlalchemy.exc.DBAPIError:  # the schema is not there yet
+                pass
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_pass(config, database_url, force=False, publish=False)
+    finally:
+        done.set()
+        watcher.join()
+        engine.dispose()
+    assert blog.count() == 8
+    assert blog.max_concurrent() == 1
+    assert most_leased == 3

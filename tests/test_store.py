@@ -192,6 +192,41 @@ def test_a_claim_hands_back_finished_sources_and_records_their_304s_first(
                                             names=["a2"], force=True)] == ["a2"]
 
 
+def test_a_worker_alone_on_a_host_holds_more_sources_than_requests(store: Store) -> None:
+    """per_host_alone counts only while no other live worker holds a lease of the host;
+    once one does, every holder together stays within per_host."""
+    names = [f"a{i}" for i in range(8)]
+    store.sync_sources([SourceConfig(name=name, url=f"https://a.example/{name}/feed/")
+                        for name in names]
+                       + [SourceConfig(name="b", url="https://b.example/feed/")], NOW)
+    lease = timedelta(minutes=5)
+
+    def claim(owner: str, wanted: list[str], **limits: Any) -> list[SourceState]:
+        return store.claim_due(now=NOW, owner=owner, lease=lease, names=wanted, force=True,
+                               per_host=2, **limits)
+
+    first = claim("w1", names, per_host_alone=5)
+    assert len(first) == 5
+    rest = [name for name in names if name not in {s.name for s in first}]
+    # The host is w1's alone, but 5 is its limit there.
+    assert claim("w1", rest, per_host_alone=5) == []
+    # Another worker sees the host full (5 leases >= per_host), whatever it may hold alone.
+    assert claim("w2", rest, per_host_alone=5) == []
+    assert [s.name for s in claim("w2", [*rest, "b"], per_host_alone=5)] == ["b"]
+    # w1 hands back all but one: now w2 may take one (2 in all) ...
+    store.release([s.id for s in first[1:]], "w1")
+    second = claim("w2", names, per_host_alone=5)
+    assert len(second) == 1
+    # ... and the host is shared, so neither takes more while both hold some.
+    free = [name for name in names if name not in {first[0].name, second[0].name}]
+    assert claim("w1", free, per_host_alone=5) == []
+    assert claim("w2", free, per_host_alone=5) == []
+    # Without per_host_alone, per_host is the limit even for a worker alone.
+    store.release([first[0].id], "w1")
+    store.release([second[0].id], "w2")
+    assert len(claim("w3", names)) == 2
+
+
 def test_concurrent_workers_make_one_row_per_entry(database_url: str) -> None:
     stores = [Store(database_url) for _ in range(4)]
     stores[0].sync_sources([SourceConfig(name="a", url="https://a.example/feed/")], NOW)
