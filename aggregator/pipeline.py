@@ -84,7 +84,7 @@ _INGEST_BATCH = 16
 #: fetched: with only as many sources as requests, the parser workers idled
 #: whenever the store's writer was merging keys or committing, since every
 #: source was waiting for it (see PERF.md, eighteenth session).
-SOURCES_PER_REQUEST = 3
+SOURCES_PER_REQUEST = 2
 
 
 def now_utc() -> datetime:
@@ -424,6 +424,9 @@ class Aggregator:
                 await self._record_error(source, state, error, interval, outcome)
                 outcome.seconds = time.monotonic() - started
                 return outcome
+            # The body is read: the document waits for the store without it
+            # (dozens may be waiting in a cold pass).
+            fetched = replace(fetched, body=b"")
             outcome.warning = feed.warning
             entries = _own_site_comment_feeds(entries, fetched.final_url, feed.link)
             when = self._next_check(now, interval, "ok", fetched, feed.ttl_minutes)
@@ -475,6 +478,7 @@ class Aggregator:
                     body_hash = _document_hash(fetched)
                     if not _same_document(fetched, body_hash, feed_state.body_hash):
                         parsed, entries = await self._parse(fetched, "comment", source, now)
+                        fetched = replace(fetched, body=b"")  # read; see _fetch_source
                         if parsed.warning:
                             log.warning("source=%s comment feed %s warning: %s",
                                         source.name, feed_state.url, parsed.warning)
