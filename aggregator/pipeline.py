@@ -302,7 +302,7 @@ class Aggregator:
             if progress is not None:
                 progress(outcome)
 
-        # Sources are leased a few at a time, as fetch slots free up, so a
+        # Sources are leased a few at a time, as slots free up, so a
         # process killed mid-pass holds few leases (and those are recognised
         # as dead by the next run on this machine, or expire). A lease covers
         # the source's comment feeds too and is handed back when both are
@@ -311,7 +311,7 @@ class Aggregator:
         # fetcher holds requests to [fetch] concurrency, and to per_host for
         # each host; leases of a host another worker also holds count as
         # requests (Store.claim_due).
-        slots = max(1, config.fetch.concurrency) * SOURCES_PER_REQUEST
+        in_progress = max(1, config.fetch.concurrency) * SOURCES_PER_REQUEST
         per_host = max(1, config.fetch.per_host)
         per_host_alone = per_host * SOURCES_PER_REQUEST
         lease = timedelta(seconds=config.fetch.lease_seconds)
@@ -329,7 +329,7 @@ class Aggregator:
         to_release: list[int] = []
         try:
             while True:
-                free = slots - len(running)
+                free = in_progress - len(running)
                 if queue and free > 0 and barren < queue.hosts():
                     offered = queue.offer(max(4 * free, 32), per_host_alone)
                     released, to_release = to_release, []
@@ -820,7 +820,7 @@ def owner_is_dead(owner: str) -> bool:
 class _DueQueue:
     """A pass's due sources by host, offered to claims a window at a time.
 
-    A window holds at most ``per_host`` names of each host, hosts in turn, so
+    A window holds at most ``each_host`` names of each host, hosts in turn, so
     one host with hundreds of sources never fills it while others wait; a
     host with no slot left goes to the back, one that just freed a slot here
     to the front. Names stay until a claim leases them or finds them gone
@@ -839,10 +839,10 @@ class _DueQueue:
     def hosts(self) -> int:
         return len(self._hosts)
 
-    def offer(self, size: int, per_host: int) -> list[str]:
+    def offer(self, size: int, each_host: int) -> list[str]:
         offered: list[str] = []
         for names in self._hosts.values():
-            offered.extend(itertools.islice(names, per_host))
+            offered.extend(itertools.islice(names, each_host))
             if len(offered) >= size:
                 break
         return offered
