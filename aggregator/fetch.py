@@ -77,9 +77,9 @@ def one_request_at_a_time() -> Iterator[None]:
     A fetch pass wraps each leased source's work (its feed, then its comment
     feeds) in one: a lease then stands for at most one request to its host,
     so ``[fetch] per_host``, counted in leases when sources are claimed, holds
-    across every worker sharing the database. (A worker that is a host's only
-    holder may lease more of its sources than that; its own per-host limit
-    below keeps their requests to ``per_host``.)
+    across every worker sharing the database. (A worker that holds the only
+    leases may lease more of a host's sources than that; its own per-host
+    limit below keeps their requests to ``per_host``.)
     """
     token = _lane.set(asyncio.Semaphore(1))
     try:

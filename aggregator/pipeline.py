@@ -79,8 +79,8 @@ ARCHIVE_BUDGET_SECONDS = 0.5
 #: Most documents stored in one transaction when they queue up (see _ingest).
 _INGEST_BATCH = 16
 #: Sources a pass keeps in progress per request it may have in flight
-#: (``[fetch] concurrency``, and ``per_host`` for a host no other worker is
-#: fetching). A source spends most of its turn being parsed or stored, not
+#: (``[fetch] concurrency``, and ``per_host`` per host) while no other worker
+#: holds a lease. A source spends most of its turn being parsed or stored, not
 #: fetched: with only as many sources as requests, the parser workers idled
 #: whenever the store's writer was merging keys or committing, since every
 #: source was waiting for it (see PERF.md, eighteenth session).
@@ -307,10 +307,10 @@ class Aggregator:
         # as dead by the next run on this machine, or expire). A lease covers
         # the source's comment feeds too and is handed back when both are
         # done; it is renewed meanwhile, so only a dead worker's expires.
-        # More sources are in progress than requests may be in flight: the
+        # More sources are in progress than requests may be in flight (the
         # fetcher holds requests to [fetch] concurrency, and to per_host for
-        # each host; leases of a host another worker also holds count as
-        # requests (Store.claim_due).
+        # each host) while this worker is the only one holding leases; with
+        # others at work, leases count as requests again (Store.claim_due).
         in_progress = max(1, config.fetch.concurrency) * SOURCES_PER_REQUEST
         per_host = max(1, config.fetch.per_host)
         per_host_alone = per_host * SOURCES_PER_REQUEST
@@ -337,6 +337,7 @@ class Aggregator:
                         self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
                         names=offered, force=force, stale_owner=owner_is_dead,
                         per_host=per_host, per_host_alone=per_host_alone, limit=free,
+                        shared_limit=max(1, config.fetch.concurrency),
                         comments_days=self.config.fetch.comments_days,
                         release=released, unchanged=[
                             self._unchanged.pop(i) for i in released if i in self._unchanged],

@@ -556,6 +556,7 @@ class Store:
         per_host: int | None = None,
         per_host_alone: int | None = None,
         limit: int | None = None,
+        shared_limit: int | None = None,
         comments_days: int | None = None,
         release: Sequence[int] = (),
         unchanged: Sequence[Unchanged] = (),
@@ -573,12 +574,14 @@ class Store:
         so the limit holds across workers; on PostgreSQL claims are
         serialized by an advisory lock held until this short transaction
         ends, so two workers never both see the same free slot. While this
-        owner is the only live holder of a host's leases, it may hold up to
-        ``per_host_alone`` of them (its fetcher still sends at most
+        owner holds the only live leases there are, it may hold up to
+        ``per_host_alone`` of a host's (its fetcher still sends at most
         ``per_host`` requests at once): the sources it parses and stores
-        meanwhile are no requests, and no other worker can reach the host
-        until the total is below ``per_host`` again. At most
-        ``limit`` sources are leased. With ``comments_days``, each claimed
+        meanwhile are no requests. Once another worker holds a lease, every
+        worker keeps to ``per_host`` again, and this owner to ``shared_limit``
+        leases in all (its requests at once), so that workers share the
+        sources; none reaches a host until its total is below ``per_host``.
+        At most ``limit`` sources are leased. With ``comments_days``, each claimed
         source also comes with its due comment feeds (:meth:`comment_feeds_due`),
         read in the same transaction.
 
@@ -604,7 +607,8 @@ class Store:
             self._release_in(session, release, owner, unchanged)
             # Live leases per host, those of dead holders aside.
             busy: dict[str, int] = {}
-            shared: set[str] = set()  # hosts another live worker holds leases of
+            alone = True  # no other live worker holds a lease
+            mine = 0
             dead: dict[str, bool] = {}
             for url, moved_to, holder in connection.execute(_LIVE_LEASES, {"now": now_n}):
                 if holder and holder != owner and stale_owner is not None:
@@ -615,10 +619,17 @@ class Store:
                 slot = host_slot(moved_to or url)
                 busy[slot] = busy.get(slot, 0) + 1
                 if holder != owner:
-                    shared.add(slot)
+                    alone = False
+                else:
+                    mine += 1
             dead_holders = [holder for holder, is_dead in dead.items() if is_dead]
             query = _claim_query(force=force, with_dead=bool(dead_holders),
                                  for_update=not self.is_sqlite)
+            host_limit = max(per_host, per_host_alone or 0) if (
+                alone and per_host is not None) else per_host
+            if not alone and shared_limit is not None:
+                limit = max(0, shared_limit - mine) if limit is None else min(
+                    limit, max(0, shared_limit - mine))
             parameters: dict[str, Any] = {"names": wanted, "now": now_n, "owner": owner}
             if dead_holders:
                 parameters["dead"] = dead_holders
@@ -630,8 +641,7 @@ class Store:
                 if limit is not None and len(claim) >= limit:
                     claim.waiting.append(row.name)
                     continue
-                if per_host is not None and not renewing and busy.get(slot, 0) >= (
-                        per_host if slot in shared else max(per_host, per_host_alone or 0)):
+                if host_limit is not None and not renewing and busy.get(slot, 0) >= host_limit:
                     claim.waiting.append(row.name)
                     claim.full_hosts.add(slot)
                     continue

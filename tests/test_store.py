@@ -192,9 +192,10 @@ def test_a_claim_hands_back_finished_sources_and_records_their_304s_first(
                                             names=["a2"], force=True)] == ["a2"]
 
 
-def test_a_worker_alone_on_a_host_holds_more_sources_than_requests(store: Store) -> None:
-    """per_host_alone counts only while no other live worker holds a lease of the host;
-    once one does, every holder together stays within per_host."""
+def test_a_worker_alone_holds_more_sources_than_requests(store: Store) -> None:
+    """per_host_alone counts only while no other live worker holds any lease;
+    once one does, every worker keeps to per_host (together they stay within
+    it) and to shared_limit leases in all."""
     names = [f"a{i}" for i in range(8)]
     store.sync_sources([SourceConfig(name=name, url=f"https://a.example/{name}/feed/")
                         for name in names]
@@ -205,25 +206,30 @@ def test_a_worker_alone_on_a_host_holds_more_sources_than_requests(store: Store)
         return store.claim_due(now=NOW, owner=owner, lease=lease, names=wanted, force=True,
                                per_host=2, **limits)
 
-    first = claim("w1", names, per_host_alone=5)
-    assert len(first) == 5
-    rest = [name for name in names if name not in {s.name for s in first}]
-    # The host is w1's alone, but 5 is its limit there.
-    assert claim("w1", rest, per_host_alone=5) == []
+    def others(*held: list[SourceState]) -> list[str]:
+        taken = {s.name for states in held for s in states}
+        return [name for name in names if name not in taken]
+
+    first = claim("w1", names, per_host_alone=5, shared_limit=1)
+    assert len(first) == 5  # alone: shared_limit does not apply
+    # The store is w1's alone, but 5 is its limit on a host.
+    assert claim("w1", others(first), per_host_alone=5) == []
     # Another worker sees the host full (5 leases >= per_host), whatever it may hold alone.
-    assert claim("w2", rest, per_host_alone=5) == []
-    assert [s.name for s in claim("w2", [*rest, "b"], per_host_alone=5)] == ["b"]
-    # w1 hands back all but one: now w2 may take one (2 in all) ...
+    assert claim("w2", others(first), per_host_alone=5) == []
+    [b] = claim("w2", [*others(first), "b"], per_host_alone=5)
+    assert b.name == "b"
+    # w1 hands back all but one. w2 holds a lease (of another host), so w1 keeps
+    # to per_host now: one more, not four.
     store.release([s.id for s in first[1:]], "w1")
-    second = claim("w2", names, per_host_alone=5)
-    assert len(second) == 1
-    # ... and the host is shared, so neither takes more while both hold some.
-    free = [name for name in names if name not in {first[0].name, second[0].name}]
-    assert claim("w1", free, per_host_alone=5) == []
-    assert claim("w2", free, per_host_alone=5) == []
+    # Nor more leases in all than shared_limit, while another worker holds one.
+    assert claim("w1", others(first[:1]), per_host_alone=5, shared_limit=1) == []
+    again = claim("w1", others(first[:1]), per_host_alone=5, shared_limit=2)
+    assert len(again) == 1
+    # The host has per_host leases: w2 gets none of it.
+    assert claim("w2", others(first[:1], again), per_host_alone=5) == []
     # Without per_host_alone, per_host is the limit even for a worker alone.
-    store.release([first[0].id], "w1")
-    store.release([second[0].id], "w2")
+    store.release([first[0].id, again[0].id], "w1")
+    store.release([b.id], "w2")
     assert len(claim("w3", names)) == 2
 
 
