@@ -628,8 +628,8 @@ class Store:
             host_limit = max(per_host, per_host_alone or 0) if (
                 alone and per_host is not None) else per_host
             if not alone and shared_limit is not None:
-                limit = max(0, shared_limit - mine) if limit is None else min(
-                    limit, max(0, shared_limit - mine))
+                room = max(0, shared_limit - mine)
+                limit = room if limit is None else min(limit, room)
             parameters: dict[str, Any] = {"names": wanted, "now": now_n, "owner": owner}
             if dead_holders:
                 parameters["dead"] = dead_holders
