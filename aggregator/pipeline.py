@@ -311,7 +311,8 @@ class Aggregator:
         # fetcher holds requests to [fetch] concurrency, and to per_host for
         # each host) while this worker is the only one holding leases; with
         # others at work, leases count as requests again (Store.claim_due).
-        in_progress = max(1, config.fetch.concurrency) * SOURCES_PER_REQUEST
+        requests = max(1, config.fetch.concurrency)
+        in_progress = requests * SOURCES_PER_REQUEST
         per_host = max(1, config.fetch.per_host)
         per_host_alone = per_host * SOURCES_PER_REQUEST
         lease = timedelta(seconds=config.fetch.lease_seconds)
@@ -337,7 +338,7 @@ class Aggregator:
                         self.store.claim_due, now=now_utc(), owner=self.owner, lease=lease,
                         names=offered, force=force, stale_owner=owner_is_dead,
                         per_host=per_host, per_host_alone=per_host_alone, limit=free,
-                        shared_limit=max(1, config.fetch.concurrency),
+                        shared_limit=requests,
                         comments_days=self.config.fetch.comments_days,
                         release=released, unchanged=[
                             self._unchanged.pop(i) for i in released if i in self._unchanged],
