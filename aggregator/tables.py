@@ -13,9 +13,10 @@ the same source can never create two rows for one entry:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Index, Integer, Table, Text, UniqueConstraint, insert, text
@@ -212,10 +213,30 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if connection.dialect.name != "sqlite":
         session.execute(_core_insert(table), rows)
         return
-    statement, columns, times = _driver_insert(table)
-    connection.exec_driver_sql(statement, [
-        tuple(sqlite_time(row[name]) if name in times else row[name] for name in columns)
-        for row in rows])
+    statement, values_of, times = _driver_insert(table)
+    # The rows of one call share most of their times (a pass's "now"): each
+    # distinct time is converted once.
+    texts: dict[datetime, str | None] = {}
+    prepared: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = values_of(row)
+        if times:
+            values = list(values)
+            for position in times:
+                moment = values[position]
+                if moment is not None:
+                    stored = texts.get(moment)
+                    if stored is None:
+                        stored = texts[moment] = sqlite_time(moment)
+                    values[position] = stored
+        prepared.append(tuple(values))
+    connection.exec_driver_sql(statement, prepared)
+
+
+def driver_time(connection: Any, moment: datetime | None) -> Any:
+    """*moment* as the driver of *connection* takes it for a datetime column:
+    SQLite's text (sqlite_time); psycopg takes the aware datetime itself."""
+    return sqlite_time(moment) if connection.dialect.name == "sqlite" else moment
 
 
 def sqlite_time(moment: datetime | None) -> str | None:
@@ -237,8 +258,10 @@ def _core_insert(table: Table) -> Any:
 
 
 @cache
-def _driver_insert(table: Table) -> tuple[str, tuple[str, ...], frozenset[str]]:
-    """The driver's INSERT for *table*, its columns in order, and those holding times.
+def _driver_insert(table: Table) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]],
+                                          tuple[int, ...]]:
+    """The driver's INSERT for *table*, a row's values in its column order, and
+    the positions of those holding times.
 
     Only types the driver takes as they are, or times (sqlite_time), may be
     written so: a column of another type stops here rather than storing
@@ -253,5 +276,8 @@ def _driver_insert(table: Table) -> tuple[str, tuple[str, ...], frozenset[str]]:
     names = tuple(column.name for column in columns)
     statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                  f"VALUES ({', '.join('?' * len(names))})")
-    return (statement, names, frozenset(column.name for column in columns
+    # itemgetter answers a bare value, not a tuple, for a single name.
+    get = itemgetter(*names)
+    values_of = get if len(names) > 1 else (lambda row: (get(row),))
+    return (statement, values_of, tuple(position for position, column in enumerate(columns)
                                         if isinstance(column.type, UTCDateTime)))

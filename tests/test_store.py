@@ -92,6 +92,23 @@ def claim(store: Store, name: str) -> SourceState:
     return state
 
 
+@pytest.mark.parametrize("source_url, kind, identity_key", [
+    ("https://blog.example/feed/", "post", "guid:https://blog.example/?p=1"),
+    ("https://blog.example/feed/", "comment", "link:https://blog.example/a#comment-2"),
+    ("https://bücher.example/föed", "post", "hash:" + "ä" * 300),
+    ("", "post", "guid:\u2603 \U0001d518 \x00"),
+])
+def test_entry_uid_is_the_uuid5_of_where_it_was_seen(source_url: str, kind: str,
+                                                     identity_key: str) -> None:
+    # Published ids must never change: entry_uid skips the UUID object, not the rule.
+    import uuid
+
+    from aggregator.store import ENTRY_ID_NAMESPACE, entry_uid
+
+    assert entry_uid(source_url, kind, identity_key) == uuid.uuid5(
+        ENTRY_ID_NAMESPACE, f"{source_url}\n{kind}\n{identity_key}").hex
+
+
 def test_guid_identity_and_update_in_place(store: Store) -> None:
     a = claim(store, "a")
     report = ingest(store, a, parsed("p-1", "https://a.example/p1"), etag='"v1"')
