@@ -434,6 +434,29 @@ def test_a_failing_document_fails_alone_and_the_rest_of_its_batch_is_stored(
     assert (claim(store, "a").etag, claim(store, "b").etag) == ('"a"', '"b"')
 
 
+def test_a_comment_feed_read_in_a_batch_records_the_count_declared_before_it(
+    store: Store,
+) -> None:
+    post = replace(parsed("a-1", "https://a.example/p1"),
+                   comments_feed_url="https://a.example/p1/feed/", comment_count=2)
+    ingest(store, claim(store, "a"), post)
+    a = claim(store, "a")
+    [feed_state] = store.comment_feeds_due(a.id, now=NOW, comments_days=30)
+    # One transaction: the post feed now declares 5 comments (a change the session
+    # holds until it flushes), then the comment feed is read, which records the
+    # count it was read for.
+    reports = store.ingest_batch([
+        source_job(store, a, replace(post, comment_count=5)),
+        store.comment_feed_job(feed_state, now=NOW, fetch=fetched(feed_state.url, '"c"'),
+                               entries=[], body_hash="c"),
+    ])
+    assert not any(isinstance(report, Exception) for report in reports)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql(
+            "SELECT declared_count, fetched_for_count, etag FROM comment_feed").one() == (
+            5, 5, '"c"')
+
+
 def key_rows(store: Store) -> tuple[int, int]:
     """Rows in (dedupe_key, dedupe_key_recent)."""
     with store.engine.connect() as connection:
