@@ -891,7 +891,9 @@ class Store:
             entry_id = existing.id
             # The earliest original is what we publish, whichever copy we
             # happened to fetch first; the published id never changes.
-            current = session.get(SourceRow, existing.source_id)
+            # This document's own source as set so far (its site may be new).
+            current = source if existing.source_id == source.id else session.get(
+                SourceRow, existing.source_id)
             copies = [
                 Copy(as_utc(existing.published), existing.link,  # type: ignore[arg-type]
                      (current.site_url, current.url) if current else (),
@@ -2005,6 +2007,12 @@ class _SourceWrite:
             f"WHERE id = {slot}",
             (*(driver_time(connection, self._changed[name]) if name in self._TIMES
                else self._changed[name] for name in names), self._values["id"]))
+        # A SourceRow of this source that the session may still hold (a merge
+        # earlier in the transaction loads the original's source) would now be
+        # stale: it is read again when next used.
+        held = session.identity_map.get(session.identity_key(SourceRow, self._values["id"]))
+        if held is not None:
+            session.expire(held)
 
 
 def _apply_entry(

@@ -457,6 +457,58 @@ def test_a_comment_feed_read_in_a_batch_records_the_count_declared_before_it(
             5, 5, '"c"')
 
 
+def test_copies_in_one_document_are_weighed_with_the_site_it_names(database_url: str) -> None:
+    # The feed lives on another host than the blog; its first document names the
+    # blog's site. Two copies of one post in it are both on the blog's own site,
+    # so the earlier one stays the published one.
+    store = Store(database_url)
+    store.sync_sources([SourceConfig(name="fb", url="https://feeds.example/fb")], NOW)
+    state = claim(store, "fb")
+    first = parsed("g-1", "https://blog.example/2005/open-source/",
+                   published=datetime(2005, 5, 27, 10, 8, tzinfo=UTC))
+    again = parsed("g-2", "https://blog.example/2005/open-source/?utm_source=feed",
+                   published=datetime(2005, 5, 28, 9, 0, tzinfo=UTC))
+    arguments = feed_args(state, (first, again), '"v1"')
+    arguments["feed"] = replace(arguments["feed"], link="https://blog.example/")
+    report = store.ingest_source_feed(state, **arguments)
+    assert (report.new_posts, report.merged_posts) == (1, 1)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT link, published FROM entry").one()[0] == (
+            "https://blog.example/2005/open-source/")
+    store.close()
+
+
+def test_a_batch_weighs_copies_with_the_site_an_earlier_document_named(
+    database_url: str,
+) -> None:
+    # fb's feed lives on another host than its blog, and names the blog only
+    # later. In one batch: a mirror's copy (so the store loads fb's row), fb's
+    # document naming its site, then another blog's later copy. That last copy
+    # must see fb's post as on its own site: the earlier original stays.
+    store = Store(database_url)
+    store.sync_sources([SourceConfig(name=name, url=url) for name, url in (
+        ("fb", "https://feeds.example/fb"), ("b", "https://b.example/feed/"),
+        ("c", "https://c.example/feed/"))], NOW)
+    day = datetime(2005, 5, 27, 10, 8, tzinfo=UTC)
+    original = parsed("fb-1", "https://blog.example/2005/open-source/", published=day)
+    ingest(store, claim(store, "fb"), original)
+    fb, b, c = claim(store, "fb"), claim(store, "b"), claim(store, "c")
+    named = feed_args(fb, (original,), '"v2"')
+    named["feed"] = replace(named["feed"], link="https://blog.example/")
+    reports = store.ingest_batch([
+        source_job(store, b, parsed("b-1", "https://planet.example/open-source",
+                                    published=day + timedelta(days=1))),
+        store.source_feed_job(fb, **named),
+        source_job(store, c, parsed("c-1", "https://c.example/open-source",
+                                    published=day + timedelta(days=2))),
+    ])
+    assert [(r.new_posts, r.merged_posts) for r in reports] == [(0, 1), (0, 0), (0, 1)]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT link FROM entry").scalar_one() == (
+            "https://blog.example/2005/open-source/")
+    store.close()
+
+
 def key_rows(store: Store) -> tuple[int, int]:
     """Rows in (dedupe_key, dedupe_key_recent)."""
     with store.engine.connect() as connection:
