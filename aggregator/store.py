@@ -1996,7 +1996,7 @@ class _SourceWrite:
         self._changed[name] = value
 
     def write(self, session: Session) -> None:
-        """UPDATE the columns set (all of them, changed or not: one statement)."""
+        """One UPDATE of every column set, whether or not its value differs from the stored one."""
         if not self._changed:
             return
         connection = session.connection()
